@@ -1,0 +1,32 @@
+# Everyday targets. Each is a plain go command, spelled out in README too.
+MNIST ?= ../shared/mnist
+GOFLAGS_FAST ?= -tags openblas
+
+.PHONY: run test race bench train eval lint ci
+
+run:            ## serve the embedded models on :8080
+	go run ./cmd/server
+
+test:           ## README's test command
+	go test ./...
+
+race:
+	go test -race ./internal/model ./internal/batch ./internal/server ./api
+
+bench:          ## kernels and batcher benchmarks
+	go test -run '^$$' -bench . -benchmem ./internal/model ./internal/batch
+
+train:          ## retrain both shipped models into weights/ (needs libopenblas-dev)
+	go run $(GOFLAGS_FAST) ./cmd/train --model conv --data $(MNIST) --out weights --epochs 12
+	go run $(GOFLAGS_FAST) ./cmd/train --model denoise --data $(MNIST) --out weights --epochs 12
+
+eval:           ## quality table on the 10,000 MNIST test images
+	go run ./cmd/eval --data $(MNIST)
+
+lint:
+	gofmt -l $$(git ls-files '*.go')
+	go vet ./...
+	staticcheck ./...
+
+ci:
+	bash .ci/run

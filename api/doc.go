@@ -1,0 +1,47 @@
+// Package api is the HTTP contract of aeserve: wire types, the binary latent
+// format and a Go client. It uses the standard library only, so that programs
+// talking to the service can import it without pulling in the server, its
+// router or its tensor library.
+//
+// # Endpoints
+//
+//	POST /v1/encode       images → latent
+//	POST /v1/decode       latent → images
+//	POST /v1/reconstruct  images → images (encoder then decoder)
+//	POST /v1/denoise      images → images (the denoising model)
+//	GET  /v1/models       → ModelList
+//
+// Each POST takes an optional ?model=name; without it the server's default
+// model answers. Images go up as multipart/form-data, one PNG per part in
+// field "img", and come back as Images (JSON, base64 PNGs in request order).
+// Latents travel as JSON (Latent) or, with Accept or Content-Type
+// application/octet-stream, in the binary format below. Errors are RFC 9457
+// problem details (Problem) with media type application/problem+json.
+//
+// # Binary latent format
+//
+// A latent is one tensor, NCHW [N, 32, 7, 7] for N images. Version 1:
+//
+//	offset  size  field
+//	0       1     magic 0xAE
+//	1       1     version<<4 | dtype; version 1; dtype 1 = float32, 2 = float16, 3 = int8
+//	2       8     fingerprint of the weights that made it (raw bytes; 16 hex digits in JSON)
+//	10      1     ndim, 1 to 8
+//	11      …     ndim dimensions, unsigned LEB128 varints (encoding/binary.AppendUvarint),
+//	              each ≥ 1 and in their shortest form; their product is at most 2^28
+//	…       2     int8 only: scale, IEEE 754 binary16, little-endian
+//	…       …     product(dims) values, row-major, little-endian:
+//	              float32: 4 bytes each (IEEE 754 binary32)
+//	              float16: 2 bytes each (IEEE 754 binary16)
+//	              int8:    1 byte each, two's complement q in [-127, 127], value = q × scale
+//
+// The data must end the message exactly: missing or extra bytes are errors.
+// There is no model name: the fingerprint identifies the weights, and a server
+// refuses to decode a latent whose fingerprint is not that of the model asked
+// for (409). A float32 latent of one image, [1,32,7,7], takes
+// 2+8+1+4 = 15 header bytes and 6272 data bytes; an int8 latent of shape
+// [1,32] would take 2+8+3+2+32 = 47 bytes.
+//
+// Version 1 implements float32 only. float16 and int8 are reserved with the
+// layout above; encoding or decoding them fails with "not supported yet".
+package api

@@ -1,0 +1,88 @@
+package digit
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"testing"
+)
+
+// FuzzDecode: whatever the bytes, Decode returns 784 pixels in [0,1] or an
+// *Error of a known Kind, and never panics. The limit is small so that the
+// fuzzer explores structure rather than inflating big images.
+func FuzzDecode(f *testing.F) {
+	valid, err := EncodePNG(toFloat(mnistDigits(f, 1)[0]))
+	if err != nil {
+		f.Fatal(err)
+	}
+	big := grayImage(56, 56, enlarge(mnistDigits(f, 1)[0], 28, 28, 2, 2))
+	pal := image.NewPaletted(image.Rect(0, 0, 28, 28), color.Palette{color.Black, color.White, color.NRGBA{255, 0, 0, 128}})
+	pal.SetColorIndex(10, 10, 1)
+	pal.SetColorIndex(11, 10, 2)
+	rgba := image.NewNRGBA64(image.Rect(0, 0, 28, 28))
+	rgba.Set(3, 3, color.NRGBA64{65535, 0, 65535, 30000})
+	seeds := [][]byte{
+		valid,
+		encodeImage(f, big),
+		encodeImage(f, pal),
+		encodeImage(f, rgba),
+		encodeImage(f, image.NewGray(image.Rect(0, 0, 32, 30))),
+		bomb(100000, 100000),
+		bomb(28, 28),
+		append(bytes.Clone(valid), "junk"...),
+		valid[:len(valid)/2],
+		valid[:33],
+		[]byte(pngSignature),
+		[]byte("not a png"),
+		nil,
+	}
+	for _, s := range seeds {
+		f.Add(s, false, false)
+		f.Add(s, true, true)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, fit, fixCRCs bool) {
+		if fixCRCs {
+			// Mutations nearly always break a CRC, and image/png stops there;
+			// repairing them lets the fuzzer reach the pixels, grey and Fit.
+			data = withCRCs(data)
+		}
+		px, err := Decode(data, Limits{MaxPixels: 1 << 16}, Options{Fit: fit})
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) || e.Kind < KindMalformed || e.Kind > KindSize || e.Msg == "" {
+				t.Fatalf("error %T %v is not a *digit.Error of a known Kind", err, err)
+			}
+			if px != nil {
+				t.Fatalf("error %v came with %d pixels", err, len(px))
+			}
+			return
+		}
+		if len(px) != pixels {
+			t.Fatalf("got %d pixels, want %d", len(px), pixels)
+		}
+		for i, v := range px {
+			if !(v >= 0 && v <= 1) {
+				t.Fatalf("pixel %d = %v, outside [0,1]", i, v)
+			}
+		}
+	})
+}
+
+// withCRCs returns a copy of data with the CRC of every complete chunk
+// recomputed, leaving anything that does not parse as chunks alone.
+func withCRCs(data []byte) []byte {
+	data = bytes.Clone(data)
+	for pos := len(pngSignature); pos+12 <= len(data); {
+		n := int(binary.BigEndian.Uint32(data[pos:]))
+		if n < 0 || n > len(data)-pos-12 {
+			break
+		}
+		end := pos + 8 + n
+		binary.BigEndian.PutUint32(data[end:], crc32.ChecksumIEEE(data[pos+4:end]))
+		pos = end + 4
+	}
+	return data
+}

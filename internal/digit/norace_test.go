@@ -1,0 +1,5 @@
+//go:build !race
+
+package digit
+
+const raceEnabled = false

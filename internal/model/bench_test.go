@@ -1,0 +1,89 @@
+package model_test
+
+import (
+	"fmt"
+	"math/rand"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/aeserve/aeserve/internal/model"
+	"github.com/aeserve/aeserve/weights"
+)
+
+// go test -run '^$' -bench . -benchmem ./internal/model  (add -tags openblas for the fast build)
+
+func BenchmarkInfer(b *testing.B) {
+	for _, name := range []string{"conv", "denoise"} {
+		m, err := model.LoadFS(weights.FS, name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, half := range []model.Half{model.Encoder, model.Decoder, model.Full} {
+			for _, batch := range []int{1, 8, 64, 256} {
+				b.Run(fmt.Sprintf("model=%s/half=%s/batch=%d", name, half, batch), func(b *testing.B) {
+					r, err := m.NewRunner(half)
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer r.Close()
+					in := make([]float32, batch*half.InLen())
+					rng := rand.New(rand.NewSource(1))
+					for i := range in {
+						in[i] = rng.Float32()
+					}
+					if _, err := r.Run(in, batch); err != nil { // build the bucket's graph outside the timer
+						b.Fatal(err)
+					}
+					b.ResetTimer()
+					for i := 0; i < b.N; i++ {
+						if _, err := r.Run(in, batch); err != nil {
+							b.Fatal(err)
+						}
+					}
+					ips := float64(b.N*batch) / b.Elapsed().Seconds()
+					b.ReportMetric(ips, "images/s")
+					b.ReportMetric(ips*float64(model.FLOPs(half))/1e9, "GFLOP/s")
+				})
+			}
+		}
+	}
+}
+
+func BenchmarkTrain(b *testing.B) {
+	const batch = 128
+	p, err := model.InitParams(model.ArchConv, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tg, err := model.NewTrainGraph(p, batch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	vm := G.NewTapeMachine(tg.G, G.BindDualValues(tg.Learnables...))
+	defer vm.Close()
+	solver := G.NewAdamSolver(G.WithLearnRate(1e-3))
+	x := tensor.New(tensor.WithShape(batch, 1, 28, 28), tensor.Of(tensor.Float32))
+	rng := rand.New(rand.NewSource(1))
+	for i, d := 0, x.Data().([]float32); i < len(d); i++ {
+		d[i] = rng.Float32()
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := G.Let(tg.X, x); err != nil {
+			b.Fatal(err)
+		}
+		if err := G.Let(tg.T, x); err != nil {
+			b.Fatal(err)
+		}
+		if err := vm.RunAll(); err != nil {
+			b.Fatal(err)
+		}
+		if err := solver.Step(G.NodesToValueGrads(tg.Learnables)); err != nil {
+			b.Fatal(err)
+		}
+		vm.Reset()
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "images/s")
+}

@@ -1,0 +1,218 @@
+package model
+
+import (
+	"math"
+	"runtime"
+	"sync"
+)
+
+// The kernels below work on one image at a time in NCHW layout, as plain
+// float32 slices, so that they can be checked against float64 loop
+// references and reused by every op (forward and gradients).
+
+// geom describes the sliding-window geometry between an image [C,H,W] and a
+// column matrix [C·K·K, OH·OW]: column (oh,ow), row (c,kh,kw) holds
+// image[c, oh·S+kh−P, ow·S+kw−P], or 0 outside the image.
+type geom struct {
+	C, H, W int // image
+	K       int // square kernel side
+	S, P    int // stride, padding before the first row/column
+	OH, OW  int // column grid
+}
+
+func (g geom) colRows() int { return g.C * g.K * g.K }
+func (g geom) colCols() int { return g.OH * g.OW }
+
+// im2col gathers the windows of img into cols.
+func im2col(g geom, img, cols []float32) {
+	n := g.colCols()
+	for c := 0; c < g.C; c++ {
+		plane := img[c*g.H*g.W : (c+1)*g.H*g.W]
+		for kh := 0; kh < g.K; kh++ {
+			for kw := 0; kw < g.K; kw++ {
+				row := cols[((c*g.K+kh)*g.K+kw)*n:][:n]
+				for oh := 0; oh < g.OH; oh++ {
+					dst := row[oh*g.OW : (oh+1)*g.OW]
+					ih := oh*g.S + kh - g.P
+					if ih < 0 || ih >= g.H {
+						clear(dst)
+						continue
+					}
+					src := plane[ih*g.W : (ih+1)*g.W]
+					if g.S == 1 {
+						// Contiguous run: copy the in-range middle, zero the edges.
+						lo, hi := 0, g.OW
+						for lo < hi && kw-g.P+lo < 0 {
+							dst[lo] = 0
+							lo++
+						}
+						for hi > lo && kw-g.P+hi-1 >= g.W {
+							hi--
+							dst[hi] = 0
+						}
+						copy(dst[lo:hi], src[kw-g.P+lo:kw-g.P+hi])
+						continue
+					}
+					for ow := range dst {
+						iw := ow*g.S + kw - g.P
+						if iw < 0 || iw >= g.W {
+							dst[ow] = 0
+						} else {
+							dst[ow] = src[iw]
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// col2im is the adjoint of im2col: it scatters cols back into img, summing
+// overlaps. img is overwritten.
+func col2im(g geom, cols, img []float32) {
+	clear(img[:g.C*g.H*g.W])
+	n := g.colCols()
+	for c := 0; c < g.C; c++ {
+		plane := img[c*g.H*g.W : (c+1)*g.H*g.W]
+		for kh := 0; kh < g.K; kh++ {
+			for kw := 0; kw < g.K; kw++ {
+				row := cols[((c*g.K+kh)*g.K+kw)*n:][:n]
+				for oh := 0; oh < g.OH; oh++ {
+					ih := oh*g.S + kh - g.P
+					if ih < 0 || ih >= g.H {
+						continue
+					}
+					src := row[oh*g.OW : (oh+1)*g.OW]
+					dst := plane[ih*g.W : (ih+1)*g.W]
+					for ow, v := range src {
+						iw := ow*g.S + kw - g.P
+						if iw >= 0 && iw < g.W {
+							dst[iw] += v
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// Activation is applied after bias, fused into the layer.
+type Activation uint8
+
+const (
+	ActNone Activation = iota
+	ActReLU
+	ActSigmoid
+)
+
+func (a Activation) String() string {
+	switch a {
+	case ActReLU:
+		return "relu"
+	case ActSigmoid:
+		return "sigmoid"
+	default:
+		return "none"
+	}
+}
+
+func sigmoid32(x float32) float32 {
+	return float32(1 / (1 + math.Exp(-float64(x))))
+}
+
+// biasAct adds bias[k] to each of the K planes of y (each of size hw) and applies act.
+func biasAct(y, bias []float32, hw int, act Activation) {
+	for k, b := range bias {
+		p := y[k*hw : (k+1)*hw]
+		switch act {
+		case ActReLU:
+			for i, v := range p {
+				v += b
+				if v < 0 {
+					v = 0
+				}
+				p[i] = v
+			}
+		case ActSigmoid:
+			for i, v := range p {
+				p[i] = sigmoid32(v + b)
+			}
+		default:
+			for i := range p {
+				p[i] += b
+			}
+		}
+	}
+}
+
+// actGrad turns the gradient with respect to an activation's output y into
+// the gradient with respect to its input, using y alone.
+func actGrad(act Activation, y, dy, dst []float32) {
+	switch act {
+	case ActReLU:
+		for i, v := range y {
+			if v > 0 {
+				dst[i] = dy[i]
+			} else {
+				dst[i] = 0
+			}
+		}
+	case ActSigmoid:
+		for i, v := range y {
+			dst[i] = dy[i] * v * (1 - v)
+		}
+	default:
+		copy(dst, dy)
+	}
+}
+
+// parallel runs fn over [0,n) split into contiguous ranges, one per worker.
+// The split depends only on n and the worker count, so reductions done in
+// worker order are reproducible for a given GOMAXPROCS.
+func parallel(n int, fn func(worker, lo, hi int)) {
+	p := workers(n)
+	if p == 1 {
+		fn(0, 0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < p; w++ {
+		lo, hi := w*n/p, (w+1)*n/p
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(w, lo, hi)
+		}()
+	}
+	wg.Wait()
+}
+
+func workers(n int) int {
+	p := runtime.GOMAXPROCS(0)
+	if p > n {
+		p = n
+	}
+	if p < 1 {
+		p = 1
+	}
+	return p
+}
+
+// scratch hands each worker its own reusable buffer. reserve must run
+// before the workers start: they then only touch their own slot.
+type scratch struct {
+	bufs [][]float32
+}
+
+func (s *scratch) reserve(workers int) {
+	for len(s.bufs) < workers {
+		s.bufs = append(s.bufs, nil)
+	}
+}
+
+func (s *scratch) get(worker, size int) []float32 {
+	if cap(s.bufs[worker]) < size {
+		s.bufs[worker] = make([]float32, size)
+	}
+	return s.bufs[worker][:size]
+}

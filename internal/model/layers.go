@@ -1,0 +1,205 @@
+package model
+
+import "math"
+
+type layerKind uint8
+
+const (
+	kindConv  layerKind = iota // Conv2D, weights [Cout, Cin, K, K]
+	kindConvT                  // ConvTranspose2D, weights [Cin, Cout, K, K]
+)
+
+// layer is the static geometry of one convolution or transposed
+// convolution over a batch of NCHW images.
+type layer struct {
+	kind      layerKind
+	Cin, Cout int
+	K, S, P   int
+	H, W      int // input plane
+	OH, OW    int // output plane
+}
+
+// convSame is a 3×3, stride 1, zero-padded convolution keeping the plane size.
+func convSame(cin, cout, h, w int) layer {
+	return layer{kind: kindConv, Cin: cin, Cout: cout, K: 3, S: 1, P: 1, H: h, W: w, OH: h, OW: w}
+}
+
+// convTSame is a 3×3, stride 2 transposed convolution with Keras/TensorFlow
+// "same" padding: the output plane is twice the input, and input pixel
+// (i,j) spreads over output rows 2i..2i+2 and columns 2j..2j+2 (the last
+// row and column of that spread fall outside and are dropped).
+func convTSame(cin, cout, h, w int) layer {
+	return layer{kind: kindConvT, Cin: cin, Cout: cout, K: 3, S: 2, P: 0, H: h, W: w, OH: 2 * h, OW: 2 * w}
+}
+
+func (l layer) inLen() int  { return l.Cin * l.H * l.W }
+func (l layer) outLen() int { return l.Cout * l.OH * l.OW }
+func (l layer) wLen() int   { return l.Cin * l.Cout * l.K * l.K }
+
+func (l layer) wShape() []int {
+	if l.kind == kindConvT {
+		return []int{l.Cin, l.Cout, l.K, l.K}
+	}
+	return []int{l.Cout, l.Cin, l.K, l.K}
+}
+
+// geom is the im2col geometry: over the input for a convolution, over the
+// output for a transposed convolution (which is a convolution's adjoint).
+func (l layer) geom() geom {
+	if l.kind == kindConvT {
+		return geom{C: l.Cout, H: l.OH, W: l.OW, K: l.K, S: l.S, P: l.P, OH: l.H, OW: l.W}
+	}
+	return geom{C: l.Cin, H: l.H, W: l.W, K: l.K, S: l.S, P: l.P, OH: l.OH, OW: l.OW}
+}
+
+// forward computes y = act(layer(x) + b) for n images.
+func (l layer) forward(x, w, b, y []float32, n int, act Activation, sc *scratch) {
+	g := l.geom()
+	inL, outL := l.inLen(), l.outLen()
+	sc.reserve(workers(n))
+	parallel(n, func(worker, lo, hi int) {
+		col := sc.get(worker, g.colRows()*g.colCols())
+		for i := lo; i < hi; i++ {
+			xi, yi := x[i*inL:(i+1)*inL], y[i*outL:(i+1)*outL]
+			if l.kind == kindConv {
+				im2col(g, xi, col)
+				sgemm(false, false, l.Cout, g.colCols(), g.colRows(), w, g.colRows(), col, g.colCols(), 0, yi, l.OH*l.OW)
+			} else {
+				sgemm(true, false, g.colRows(), g.colCols(), l.Cin, w, g.colRows(), xi, l.H*l.W, 0, col, g.colCols())
+				col2im(g, col, yi)
+			}
+			biasAct(yi, b, l.OH*l.OW, act)
+		}
+	})
+}
+
+// inputGrad computes dx from gz, the gradient at the layer's pre-activation output.
+func (l layer) inputGrad(gz, w, dx []float32, n int, sc *scratch) {
+	g := l.geom()
+	inL, outL := l.inLen(), l.outLen()
+	sc.reserve(workers(n))
+	parallel(n, func(worker, lo, hi int) {
+		col := sc.get(worker, g.colRows()*g.colCols())
+		for i := lo; i < hi; i++ {
+			gi, dxi := gz[i*outL:(i+1)*outL], dx[i*inL:(i+1)*inL]
+			if l.kind == kindConv {
+				sgemm(true, false, g.colRows(), g.colCols(), l.Cout, w, g.colRows(), gi, l.OH*l.OW, 0, col, g.colCols())
+				col2im(g, col, dxi)
+			} else {
+				im2col(g, gi, col)
+				sgemm(false, false, l.Cin, g.colCols(), g.colRows(), w, g.colRows(), col, g.colCols(), 0, dxi, l.H*l.W)
+			}
+		}
+	})
+}
+
+// filterGrad computes dw from x and gz. Each worker sums its images into
+// its own buffer; the buffers are added in worker order for reproducibility.
+func (l layer) filterGrad(x, gz, dw []float32, n int, cols, parts *scratch) {
+	g := l.geom()
+	inL, outL, wL := l.inLen(), l.outLen(), l.wLen()
+	p := workers(n)
+	cols.reserve(p)
+	parts.reserve(p)
+	for w := 0; w < p; w++ {
+		clear(parts.get(w, wL))
+	}
+	parallel(n, func(worker, lo, hi int) {
+		col := cols.get(worker, g.colRows()*g.colCols())
+		pw := parts.get(worker, wL)
+		for i := lo; i < hi; i++ {
+			xi, gi := x[i*inL:(i+1)*inL], gz[i*outL:(i+1)*outL]
+			if l.kind == kindConv {
+				im2col(g, xi, col)
+				sgemm(false, true, l.Cout, g.colRows(), g.colCols(), gi, g.colCols(), col, g.colCols(), 1, pw, g.colRows())
+			} else {
+				im2col(g, gi, col)
+				sgemm(false, true, l.Cin, g.colRows(), g.colCols(), xi, g.colCols(), col, g.colCols(), 1, pw, g.colRows())
+			}
+		}
+	})
+	copy(dw, parts.get(0, wL))
+	for w := 1; w < p; w++ {
+		for i, v := range parts.get(w, wL) {
+			dw[i] += v
+		}
+	}
+}
+
+// biasGrad sums gz over images and positions for each output channel.
+func biasGrad(gz, db []float32, n, c, hw int) {
+	clear(db)
+	for i := 0; i < n; i++ {
+		for k := 0; k < c; k++ {
+			var s float32
+			for _, v := range gz[(i*c+k)*hw : (i*c+k+1)*hw] {
+				s += v
+			}
+			db[k] += s
+		}
+	}
+}
+
+// maxPool2 is a 2×2, stride 2 max pool over n·c planes of h×w (h, w even).
+func maxPool2(x, y []float32, planes, h, w int) {
+	oh, ow := h/2, w/2
+	for p := 0; p < planes; p++ {
+		xp, yp := x[p*h*w:(p+1)*h*w], y[p*oh*ow:(p+1)*oh*ow]
+		for i := 0; i < oh; i++ {
+			r0, r1 := xp[2*i*w:(2*i+1)*w], xp[(2*i+1)*w:(2*i+2)*w]
+			for j := 0; j < ow; j++ {
+				m := r0[2*j]
+				if v := r0[2*j+1]; v > m {
+					m = v
+				}
+				if v := r1[2*j]; v > m {
+					m = v
+				}
+				if v := r1[2*j+1]; v > m {
+					m = v
+				}
+				yp[i*ow+j] = m
+			}
+		}
+	}
+}
+
+// maxPool2Grad routes each dy to the first maximum of its window (row-major
+// order), matching maxPool2's choice on ties.
+func maxPool2Grad(x, dy, dx []float32, planes, h, w int) {
+	oh, ow := h/2, w/2
+	clear(dx[:planes*h*w])
+	for p := 0; p < planes; p++ {
+		xp, dxp, dyp := x[p*h*w:(p+1)*h*w], dx[p*h*w:(p+1)*h*w], dy[p*oh*ow:(p+1)*oh*ow]
+		for i := 0; i < oh; i++ {
+			for j := 0; j < ow; j++ {
+				best := 2*i*w + 2*j
+				for _, k := range [3]int{2*i*w + 2*j + 1, (2*i+1)*w + 2*j, (2*i+1)*w + 2*j + 1} {
+					if xp[k] > xp[best] {
+						best = k
+					}
+				}
+				dxp[best] += dyp[i*ow+j]
+			}
+		}
+	}
+}
+
+// bceLogits returns the sum over elements of the binary cross-entropy
+// between sigmoid(z) and t, computed from the logits for stability:
+// max(z,0) − z·t + log(1 + e^−|z|).
+func bceLogits(z, t []float32) float64 {
+	var s float64
+	for i, zv := range z {
+		v := float64(zv)
+		s += math.Max(v, 0) - v*float64(t[i]) + math.Log1p(math.Exp(-math.Abs(v)))
+	}
+	return s
+}
+
+// bceLogitsGrad writes scale·(sigmoid(z) − t) into dz.
+func bceLogitsGrad(z, t, dz []float32, scale float32) {
+	for i, zv := range z {
+		dz[i] = scale * (sigmoid32(zv) - t[i])
+	}
+}

@@ -1,0 +1,394 @@
+package model
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Custom gorgonia ops. Each holds static geometry and, for speed, scratch
+// buffers; an op value belongs to one graph, and a graph to one VM, so the
+// buffers are never shared between goroutines.
+//
+// Every op implements Do (allocating) and UsePreallocDo (writing into the
+// VM's buffer from the previous run), so steady-state inference allocates
+// no tensors.
+
+var (
+	tvA  = hm.TypeVariable('a')
+	t1   = G.TensorType{Dims: 1, Of: tvA}
+	t4   = G.TensorType{Dims: 4, Of: tvA}
+	scal = hm.Type(tvA)
+)
+
+func data32(v G.Value) ([]float32, error) {
+	switch t := v.(type) {
+	case tensor.Tensor:
+		d, ok := t.Data().([]float32)
+		if !ok {
+			return nil, fmt.Errorf("model: want float32 tensor, got %v", t.Dtype())
+		}
+		return d, nil
+	case *G.F32:
+		return []float32{float32(*t)}, nil
+	default:
+		return nil, fmt.Errorf("model: unsupported value %T", v)
+	}
+}
+
+func inputs32(vs []G.Value, want int) ([][]float32, error) {
+	if len(vs) != want {
+		return nil, fmt.Errorf("model: want %d inputs, got %d", want, len(vs))
+	}
+	out := make([][]float32, len(vs))
+	for i, v := range vs {
+		d, err := data32(v)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = d
+	}
+	return out, nil
+}
+
+// dest returns a float32 dense of shape s, reusing prealloc when it fits.
+func dest(prealloc G.Value, s tensor.Shape) (*tensor.Dense, []float32) {
+	if d, ok := prealloc.(*tensor.Dense); ok && d.Dtype() == tensor.Float32 && d.Shape().Eq(s) {
+		return d, d.Data().([]float32)
+	}
+	d := tensor.New(tensor.WithShape(s...), tensor.Of(tensor.Float32))
+	return d, d.Data().([]float32)
+}
+
+func batchOf(v G.Value) int { return v.Shape()[0] }
+
+func hashOf(s fmt.Stringer) uint32 {
+	h := fnv.New32a()
+	fmt.Fprint(h, s.String())
+	return h.Sum32()
+}
+
+// opBase supplies the methods every op here shares.
+type opBase struct{}
+
+func (opBase) ReturnsPtr() bool     { return false }
+func (opBase) CallsExtern() bool    { return false }
+func (opBase) OverwritesInput() int { return -1 }
+
+// ---- convolution and transposed convolution, bias and activation fused ----
+
+// convOp computes act(conv(x, w) + b) for x [N,Cin,H,W].
+type convOp struct {
+	opBase
+	l   layer
+	act Activation
+	sc  scratch
+}
+
+func (op *convOp) Arity() int       { return 3 }
+func (op *convOp) Type() hm.Type    { return hm.NewFnType(t4, t4, t1, t4) }
+func (op *convOp) String() string   { return fmt.Sprintf("%s%+v", op.name(), op.l) + op.act.String() }
+func (op *convOp) Hashcode() uint32 { return hashOf(op) }
+func (op *convOp) WriteHash(h hash.Hash) {
+	fmt.Fprint(h, op.String())
+}
+func (op *convOp) name() string {
+	if op.l.kind == kindConvT {
+		return "ConvT2D"
+	}
+	return "Conv2D"
+}
+
+func (op *convOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, ok := in[0].(tensor.Shape)
+	if !ok || len(s) != 4 {
+		return nil, fmt.Errorf("%s: input shape %v, want 4-d", op.name(), in[0])
+	}
+	return tensor.Shape{s[0], op.l.Cout, op.l.OH, op.l.OW}, nil
+}
+
+func (op *convOp) Do(vs ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, vs...) }
+
+func (op *convOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, error) {
+	in, err := inputs32(vs, 3)
+	if err != nil {
+		return nil, err
+	}
+	n := batchOf(vs[0])
+	if len(in[0]) != n*op.l.inLen() || len(in[1]) != op.l.wLen() || len(in[2]) != op.l.Cout {
+		return nil, fmt.Errorf("%s: input sizes %d/%d/%d do not match the layer", op.name(), len(in[0]), len(in[1]), len(in[2]))
+	}
+	out, y := dest(prealloc, tensor.Shape{n, op.l.Cout, op.l.OH, op.l.OW})
+	op.l.forward(in[0], in[1], in[2], y, n, op.act, &op.sc)
+	return out, nil
+}
+
+func (op *convOp) DiffWRT(int) []bool { return []bool{true, true, true} }
+
+func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	x, w := inputs[0], inputs[1]
+	gz := grad
+	if op.act != ActNone {
+		var err error
+		if gz, err = G.ApplyOp(&actGradOp{act: op.act}, output, grad); err != nil {
+			return nil, err
+		}
+	}
+	dx, err := G.ApplyOp(&convInputGradOp{l: op.l}, gz, w)
+	if err != nil {
+		return nil, err
+	}
+	dw, err := G.ApplyOp(&convFilterGradOp{l: op.l}, x, gz)
+	if err != nil {
+		return nil, err
+	}
+	db, err := G.ApplyOp(&biasGradOp{c: op.l.Cout}, gz)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx, dw, db}, nil
+}
+
+// actGradOp maps (y, dy) to the gradient before a fused activation.
+type actGradOp struct {
+	opBase
+	act Activation
+}
+
+func (op *actGradOp) Arity() int                        { return 2 }
+func (op *actGradOp) Type() hm.Type                     { return hm.NewFnType(t4, t4, t4) }
+func (op *actGradOp) String() string                    { return "ActGrad:" + op.act.String() }
+func (op *actGradOp) Hashcode() uint32                  { return hashOf(op) }
+func (op *actGradOp) WriteHash(h hash.Hash)             { fmt.Fprint(h, op.String()) }
+func (op *actGradOp) Do(vs ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, vs...) }
+func (op *actGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, ok := in[0].(tensor.Shape)
+	if !ok {
+		return nil, fmt.Errorf("%s: bad input shape", op)
+	}
+	return s.Clone(), nil
+}
+func (op *actGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, error) {
+	in, err := inputs32(vs, 2)
+	if err != nil {
+		return nil, err
+	}
+	out, d := dest(prealloc, vs[0].Shape())
+	actGrad(op.act, in[0], in[1], d)
+	return out, nil
+}
+
+type convInputGradOp struct {
+	opBase
+	l  layer
+	sc scratch
+}
+
+func (op *convInputGradOp) Arity() int            { return 2 }
+func (op *convInputGradOp) Type() hm.Type         { return hm.NewFnType(t4, t4, t4) }
+func (op *convInputGradOp) String() string        { return fmt.Sprintf("ConvInputGrad%+v", op.l) }
+func (op *convInputGradOp) Hashcode() uint32      { return hashOf(op) }
+func (op *convInputGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op *convInputGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, ok := in[0].(tensor.Shape)
+	if !ok || len(s) != 4 {
+		return nil, fmt.Errorf("%s: bad input shape", op)
+	}
+	return tensor.Shape{s[0], op.l.Cin, op.l.H, op.l.W}, nil
+}
+func (op *convInputGradOp) Do(vs ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, vs...) }
+func (op *convInputGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, error) {
+	in, err := inputs32(vs, 2)
+	if err != nil {
+		return nil, err
+	}
+	n := batchOf(vs[0])
+	out, dx := dest(prealloc, tensor.Shape{n, op.l.Cin, op.l.H, op.l.W})
+	op.l.inputGrad(in[0], in[1], dx, n, &op.sc)
+	return out, nil
+}
+
+type convFilterGradOp struct {
+	opBase
+	l           layer
+	cols, parts scratch
+}
+
+func (op *convFilterGradOp) Arity() int            { return 2 }
+func (op *convFilterGradOp) Type() hm.Type         { return hm.NewFnType(t4, t4, t4) }
+func (op *convFilterGradOp) String() string        { return fmt.Sprintf("ConvFilterGrad%+v", op.l) }
+func (op *convFilterGradOp) Hashcode() uint32      { return hashOf(op) }
+func (op *convFilterGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op *convFilterGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape(op.l.wShape()), nil
+}
+func (op *convFilterGradOp) Do(vs ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, vs...) }
+func (op *convFilterGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, error) {
+	in, err := inputs32(vs, 2)
+	if err != nil {
+		return nil, err
+	}
+	out, dw := dest(prealloc, tensor.Shape(op.l.wShape()))
+	op.l.filterGrad(in[0], in[1], dw, batchOf(vs[0]), &op.cols, &op.parts)
+	return out, nil
+}
+
+type biasGradOp struct {
+	opBase
+	c int
+}
+
+func (op *biasGradOp) Arity() int            { return 1 }
+func (op *biasGradOp) Type() hm.Type         { return hm.NewFnType(t4, t1) }
+func (op *biasGradOp) String() string        { return fmt.Sprintf("BiasGrad{%d}", op.c) }
+func (op *biasGradOp) Hashcode() uint32      { return hashOf(op) }
+func (op *biasGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op *biasGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape{op.c}, nil
+}
+func (op *biasGradOp) Do(vs ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, vs...) }
+func (op *biasGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, error) {
+	in, err := inputs32(vs, 1)
+	if err != nil {
+		return nil, err
+	}
+	s := vs[0].Shape()
+	out, db := dest(prealloc, tensor.Shape{op.c})
+	biasGrad(in[0], db, s[0], op.c, s[2]*s[3])
+	return out, nil
+}
+
+// ---- 2×2 max pooling ----
+
+type maxPoolOp struct{ opBase }
+
+func (op *maxPoolOp) Arity() int            { return 1 }
+func (op *maxPoolOp) Type() hm.Type         { return hm.NewFnType(t4, t4) }
+func (op *maxPoolOp) String() string        { return "MaxPool2x2" }
+func (op *maxPoolOp) Hashcode() uint32      { return hashOf(op) }
+func (op *maxPoolOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op *maxPoolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, ok := in[0].(tensor.Shape)
+	if !ok || len(s) != 4 || s[2]%2 != 0 || s[3]%2 != 0 {
+		return nil, fmt.Errorf("%s: input shape %v, want 4-d with even H and W", op, in[0])
+	}
+	return tensor.Shape{s[0], s[1], s[2] / 2, s[3] / 2}, nil
+}
+func (op *maxPoolOp) Do(vs ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, vs...) }
+func (op *maxPoolOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, error) {
+	in, err := inputs32(vs, 1)
+	if err != nil {
+		return nil, err
+	}
+	s := vs[0].Shape()
+	out, y := dest(prealloc, tensor.Shape{s[0], s[1], s[2] / 2, s[3] / 2})
+	maxPool2(in[0], y, s[0]*s[1], s[2], s[3])
+	return out, nil
+}
+func (op *maxPoolOp) DiffWRT(int) []bool { return []bool{true} }
+func (op *maxPoolOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	dx, err := G.ApplyOp(&maxPoolGradOp{}, inputs[0], grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx}, nil
+}
+
+type maxPoolGradOp struct{ opBase }
+
+func (op *maxPoolGradOp) Arity() int            { return 2 }
+func (op *maxPoolGradOp) Type() hm.Type         { return hm.NewFnType(t4, t4, t4) }
+func (op *maxPoolGradOp) String() string        { return "MaxPool2x2Grad" }
+func (op *maxPoolGradOp) Hashcode() uint32      { return hashOf(op) }
+func (op *maxPoolGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op *maxPoolGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, ok := in[0].(tensor.Shape)
+	if !ok {
+		return nil, fmt.Errorf("%s: bad input shape", op)
+	}
+	return s.Clone(), nil
+}
+func (op *maxPoolGradOp) Do(vs ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, vs...) }
+func (op *maxPoolGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, error) {
+	in, err := inputs32(vs, 2)
+	if err != nil {
+		return nil, err
+	}
+	s := vs[0].Shape()
+	out, dx := dest(prealloc, s)
+	maxPool2Grad(in[0], in[1], dx, s[0]*s[1], s[2], s[3])
+	return out, nil
+}
+
+// ---- mean binary cross-entropy on logits ----
+
+// bceOp is mean(BCE(sigmoid(z), t)) computed from logits z, so training
+// never takes log(0) however saturated the sigmoid is.
+type bceOp struct{ opBase }
+
+func (op *bceOp) Arity() int            { return 2 }
+func (op *bceOp) Type() hm.Type         { return hm.NewFnType(t4, t4, scal) }
+func (op *bceOp) String() string        { return "BCEWithLogits" }
+func (op *bceOp) Hashcode() uint32      { return hashOf(op) }
+func (op *bceOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op *bceOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.ScalarShape(), nil
+}
+func (op *bceOp) Do(vs ...G.Value) (G.Value, error) {
+	in, err := inputs32(vs, 2)
+	if err != nil {
+		return nil, err
+	}
+	if len(in[0]) != len(in[1]) {
+		return nil, fmt.Errorf("%s: %d logits, %d targets", op, len(in[0]), len(in[1]))
+	}
+	return G.NewF32(float32(bceLogits(in[0], in[1]) / float64(len(in[0])))), nil
+}
+func (op *bceOp) DiffWRT(int) []bool { return []bool{true, false} }
+func (op *bceOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	dz, err := G.ApplyOp(&bceGradOp{}, inputs[0], inputs[1], grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dz, nil}, nil
+}
+
+type bceGradOp struct{ opBase }
+
+func (op *bceGradOp) Arity() int            { return 3 }
+func (op *bceGradOp) Type() hm.Type         { return hm.NewFnType(t4, t4, scal, t4) }
+func (op *bceGradOp) String() string        { return "BCEWithLogitsGrad" }
+func (op *bceGradOp) Hashcode() uint32      { return hashOf(op) }
+func (op *bceGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op *bceGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, ok := in[0].(tensor.Shape)
+	if !ok {
+		return nil, fmt.Errorf("%s: bad input shape", op)
+	}
+	return s.Clone(), nil
+}
+func (op *bceGradOp) Do(vs ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, vs...) }
+func (op *bceGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, error) {
+	in, err := inputs32(vs, 3)
+	if err != nil {
+		return nil, err
+	}
+	out, dz := dest(prealloc, vs[0].Shape())
+	bceLogitsGrad(in[0], in[1], dz, in[2][0]/float32(len(in[0])))
+	return out, nil
+}
+
+// Graph-building helpers.
+
+func conv(l layer, act Activation, x, w, b *G.Node) (*G.Node, error) {
+	return G.ApplyOp(&convOp{l: l, act: act}, x, w, b)
+}
+
+func maxPool(x *G.Node) (*G.Node, error) { return G.ApplyOp(&maxPoolOp{}, x) }
+
+// BCEWithLogits adds mean binary cross-entropy between sigmoid(z) and t.
+func bceWithLogits(z, t *G.Node) (*G.Node, error) { return G.ApplyOp(&bceOp{}, z, t) }

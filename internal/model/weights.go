@@ -1,0 +1,440 @@
+package model
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+
+	"gorgonia.org/tensor"
+)
+
+// Weights on disk: one directory per model,
+//
+//	<name>/manifest.json   what the model is, how it was trained, how well it does
+//	<name>/encoder.aew     the encoder half's tensors
+//	<name>/decoder.aew     the decoder half's tensors
+//
+// A .aew file ("aeserve weights", format version 1) is, little-endian:
+//
+//	"AEW1"                 magic and version
+//	uint32 count           number of tensors
+//	count × {
+//	  uint16 len, name     UTF-8 tensor name
+//	  uint8 ndim, ndim × uint32 dims
+//	  prod(dims) × float32 values
+//	}
+//
+// and nothing after. Each half is its own file so a sender can ship only
+// the encoder and a receiver only the decoder; the manifest records both
+// files' SHA-256, so either side can compute the model's fingerprint.
+
+// FormatVersion is the manifest "format" this code reads and writes.
+const FormatVersion = "aeserve-weights/1"
+
+const fileMagic = "AEW1"
+
+// Manifest describes one trained model.
+type Manifest struct {
+	Format       string              `json:"format"`
+	Name         string              `json:"name"`
+	Architecture string              `json:"architecture"`
+	Description  string              `json:"description"`
+	InputShape   []int               `json:"input_shape"`
+	LatentShape  []int               `json:"latent_shape"`
+	Halves       map[Half]HalfFile   `json:"halves"`
+	Training     Training            `json:"training"`
+	Metrics      Metrics             `json:"metrics"`
+	Extra        map[string]any      `json:"extra,omitempty"`
+	files        map[Half]fileDigest `json:"-"`
+}
+
+type fileDigest [sha256.Size]byte
+
+// HalfFile is one half's weights file and its contents.
+type HalfFile struct {
+	File    string       `json:"file"`
+	SHA256  string       `json:"sha256"`
+	Tensors []TensorSpec `json:"tensors"`
+}
+
+// Training records how the weights were made.
+type Training struct {
+	Data          string    `json:"data"`
+	TrainImages   int       `json:"train_images"`
+	ValImages     int       `json:"validation_images"`
+	Epochs        int       `json:"epochs"`
+	BatchSize     int       `json:"batch_size"`
+	LearningRate  float64   `json:"learning_rate"`
+	Optimizer     string    `json:"optimizer"`
+	Loss          string    `json:"loss"`
+	NoiseFactor   float64   `json:"noise_factor"`
+	Seed          int64     `json:"seed"`
+	Threads       int       `json:"threads"`
+	TrainLoss     []float64 `json:"train_loss"`
+	ValLoss       []float64 `json:"validation_loss"`
+	Seconds       float64   `json:"seconds"`
+	ImagesPerSec  float64   `json:"images_per_second"`
+	GoVersion     string    `json:"go_version,omitempty"`
+	FinishedAtUTC string    `json:"finished_at,omitempty"`
+}
+
+// Metrics are measured on the 10,000 MNIST test images after training.
+type Metrics struct {
+	TestImages  int     `json:"test_images"`
+	BCE         float64 `json:"bce"`
+	MSE         float64 `json:"mse"`
+	PSNR        float64 `json:"psnr_db"`
+	NoisyPSNR   float64 `json:"noisy_psnr_db,omitempty"`
+	NoiseFactor float64 `json:"noise_factor,omitempty"`
+	NoiseSeed   int64   `json:"noise_seed,omitempty"`
+}
+
+// Fingerprint identifies a model's weights: the first 8 bytes of
+// SHA-256(sha256(encoder file) ‖ sha256(decoder file)).
+type Fingerprint [8]byte
+
+func (f Fingerprint) String() string { return hex.EncodeToString(f[:]) }
+
+// Model is a loaded model: its manifest and the halves asked for.
+type Model struct {
+	Name        string
+	Manifest    Manifest
+	Fingerprint Fingerprint
+	params      Params
+	loaded      map[Half]bool
+}
+
+// Has reports whether a half can run (Full needs both stored halves).
+func (m *Model) Has(h Half) bool {
+	for _, s := range stored(h) {
+		if !m.loaded[s] {
+			return false
+		}
+	}
+	return true
+}
+
+// Params exposes the loaded tensors (read-only by convention).
+func (m *Model) Params() Params { return m.params }
+
+// ErrNotFound means no manifest exists for the model: the caller may train.
+var ErrNotFound = errors.New("weights not found")
+
+// LoadDir loads the named model from dir/<name>/.
+func LoadDir(dir, name string, halves ...Half) (*Model, error) {
+	return LoadFS(os.DirFS(dir), name, halves...)
+}
+
+// LoadFS loads the named model's manifest and the requested stored halves
+// (all by default), verifying every checksum, name and shape.
+func LoadFS(fsys fs.FS, name string, halves ...Half) (*Model, error) {
+	if len(halves) == 0 {
+		halves = Halves
+	}
+	mpath := path.Join(name, "manifest.json")
+	raw, err := fs.ReadFile(fsys, mpath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", mpath, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", mpath, err)
+	}
+	man, err := parseManifest(raw, name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", mpath, err)
+	}
+	m := &Model{Name: name, Manifest: *man, params: Params{}, loaded: map[Half]bool{}}
+	m.Fingerprint = fingerprintOf(man)
+	want := map[Half]bool{}
+	for _, h := range halves {
+		for _, s := range stored(h) {
+			want[s] = true
+		}
+	}
+	for _, h := range Halves {
+		if !want[h] {
+			continue
+		}
+		hf := man.Halves[h]
+		fpath := path.Join(name, hf.File)
+		data, err := fs.ReadFile(fsys, fpath)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", fpath, err)
+		}
+		if sum := sha256.Sum256(data); sum != man.files[h] {
+			return nil, fmt.Errorf("%s: checksum mismatch: file has sha256 %x, manifest says %s", fpath, sum, hf.SHA256)
+		}
+		tensors, err := decodeTensors(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", fpath, err)
+		}
+		if err := checkTensors(tensors, man.Architecture, h); err != nil {
+			return nil, fmt.Errorf("%s: %w", fpath, err)
+		}
+		for n, t := range tensors {
+			m.params[n] = t
+		}
+		m.loaded[h] = true
+	}
+	return m, nil
+}
+
+func parseManifest(raw []byte, name string) (*Manifest, error) {
+	var man Manifest
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&man); err != nil {
+		return nil, fmt.Errorf("malformed manifest: %w", err)
+	}
+	if man.Format != FormatVersion {
+		return nil, fmt.Errorf("format %q, this build reads %q", man.Format, FormatVersion)
+	}
+	if man.Name != name {
+		return nil, fmt.Errorf("manifest names model %q, expected %q", man.Name, name)
+	}
+	man.files = map[Half]fileDigest{}
+	for _, h := range Halves {
+		hf, ok := man.Halves[h]
+		if !ok {
+			return nil, fmt.Errorf("manifest lists no %s half", h)
+		}
+		if hf.File == "" || path.Base(hf.File) != hf.File {
+			return nil, fmt.Errorf("%s half: bad file name %q", h, hf.File)
+		}
+		sum, err := hex.DecodeString(hf.SHA256)
+		if err != nil || len(sum) != sha256.Size {
+			return nil, fmt.Errorf("%s half: bad sha256 %q", h, hf.SHA256)
+		}
+		man.files[h] = fileDigest(sum)
+		specs, err := Specs(man.Architecture, h)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.EqualFunc(specs, hf.Tensors, func(a, b TensorSpec) bool { return a.Name == b.Name && slices.Equal(a.Shape, b.Shape) }) {
+			return nil, fmt.Errorf("%s half: tensors %v do not match architecture %s (want %v)", h, hf.Tensors, man.Architecture, specs)
+		}
+	}
+	return &man, nil
+}
+
+func fingerprintOf(man *Manifest) Fingerprint {
+	h := sha256.New()
+	for _, half := range Halves {
+		d := man.files[half]
+		h.Write(d[:])
+	}
+	var f Fingerprint
+	copy(f[:], h.Sum(nil))
+	return f
+}
+
+func checkTensors(ts map[string]*tensor.Dense, arch string, h Half) error {
+	specs, err := Specs(arch, h)
+	if err != nil {
+		return err
+	}
+	if len(ts) != len(specs) {
+		return fmt.Errorf("%d tensors, architecture %s %s wants %d", len(ts), arch, h, len(specs))
+	}
+	for _, s := range specs {
+		t, ok := ts[s.Name]
+		if !ok {
+			return fmt.Errorf("missing tensor %s", s.Name)
+		}
+		if !slices.Equal([]int(t.Shape()), s.Shape) {
+			return fmt.Errorf("tensor %s has shape %v, want %v", s.Name, t.Shape(), s.Shape)
+		}
+		for i, v := range t.Data().([]float32) {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("tensor %s: value %d is %v", s.Name, i, v)
+			}
+		}
+	}
+	return nil
+}
+
+func decodeTensors(data []byte) (map[string]*tensor.Dense, error) {
+	r := &reader{b: data}
+	if string(r.next(4)) != fileMagic {
+		return nil, errors.New("not an aeserve weights file (bad magic)")
+	}
+	count := r.u32()
+	if r.err == nil && count > 1024 {
+		return nil, fmt.Errorf("implausible tensor count %d", count)
+	}
+	out := map[string]*tensor.Dense{}
+	for i := 0; i < int(count) && r.err == nil; i++ {
+		name := string(r.next(int(r.u16())))
+		ndim := int(r.u8())
+		if ndim < 1 || ndim > 8 {
+			return nil, fmt.Errorf("tensor %q: bad rank %d", name, ndim)
+		}
+		shape := make([]int, ndim)
+		n := 1
+		for d := range shape {
+			shape[d] = int(r.u32())
+			n *= shape[d]
+			if shape[d] < 1 || n > len(data) {
+				return nil, fmt.Errorf("tensor %q: bad shape", name)
+			}
+		}
+		raw := r.next(4 * n)
+		if r.err != nil {
+			break
+		}
+		vals := make([]float32, n)
+		for j := range vals {
+			vals[j] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*j:]))
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("tensor %q appears twice", name)
+		}
+		out[name] = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(vals))
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("%d trailing bytes after the last tensor", len(r.b))
+	}
+	return out, nil
+}
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) next(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n > len(r.b) {
+		r.err = errors.New("truncated file")
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) u8() uint8 {
+	if b := r.next(1); b != nil {
+		return b[0]
+	}
+	return 0
+}
+
+func (r *reader) u16() uint16 {
+	if b := r.next(2); b != nil {
+		return binary.LittleEndian.Uint16(b)
+	}
+	return 0
+}
+
+func (r *reader) u32() uint32 {
+	if b := r.next(4); b != nil {
+		return binary.LittleEndian.Uint32(b)
+	}
+	return 0
+}
+
+func encodeTensors(p Params, specs []TensorSpec) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteString(fileMagic)
+	buf.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(specs))))
+	for _, s := range specs {
+		t, ok := p[s.Name]
+		if !ok {
+			return nil, fmt.Errorf("missing tensor %s", s.Name)
+		}
+		if !slices.Equal([]int(t.Shape()), s.Shape) {
+			return nil, fmt.Errorf("tensor %s has shape %v, want %v", s.Name, t.Shape(), s.Shape)
+		}
+		buf.Write(binary.LittleEndian.AppendUint16(nil, uint16(len(s.Name))))
+		buf.WriteString(s.Name)
+		buf.WriteByte(byte(len(s.Shape)))
+		for _, d := range s.Shape {
+			buf.Write(binary.LittleEndian.AppendUint32(nil, uint32(d)))
+		}
+		for _, v := range t.Data().([]float32) {
+			buf.Write(binary.LittleEndian.AppendUint32(nil, math.Float32bits(v)))
+		}
+	}
+	return buf.Bytes(), nil
+}
+
+// Save writes p as model man.Name under dir, filling in the manifest's
+// file names, checksums and tensor lists, and returns the loaded model.
+// Files are written to temporaries and renamed, so a crash never leaves a
+// manifest pointing at half-written weights.
+func Save(dir string, man Manifest, p Params) (*Model, error) {
+	man.Format = FormatVersion
+	man.InputShape = Full.InShape()
+	man.LatentShape = Encoder.OutShape()
+	man.Halves = map[Half]HalfFile{}
+	mdir := filepath.Join(dir, man.Name)
+	if err := os.MkdirAll(mdir, 0o755); err != nil {
+		return nil, err
+	}
+	for _, h := range Halves {
+		specs, err := Specs(man.Architecture, h)
+		if err != nil {
+			return nil, err
+		}
+		data, err := encodeTensors(p, specs)
+		if err != nil {
+			return nil, fmt.Errorf("save %s %s: %w", man.Name, h, err)
+		}
+		file := string(h) + ".aew"
+		if err := writeAtomic(filepath.Join(mdir, file), data); err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(data)
+		man.Halves[h] = HalfFile{File: file, SHA256: hex.EncodeToString(sum[:]), Tensors: specs}
+	}
+	js, err := json.MarshalIndent(man, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := writeAtomic(filepath.Join(mdir, "manifest.json"), append(js, '\n')); err != nil {
+		return nil, err
+	}
+	return LoadDir(dir, man.Name)
+}
+
+func writeAtomic(name string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(name), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	// CreateTemp makes 0600 files; weights are meant to be shipped and read.
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), name)
+}
+
+// FromParams wraps freshly trained parameters as an in-memory model (no
+// files), for evaluation before saving.
+func FromParams(name string, man Manifest, p Params) *Model {
+	return &Model{Name: name, Manifest: man, params: p, loaded: map[Half]bool{Encoder: true, Decoder: true}}
+}

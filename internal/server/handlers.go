@@ -1,0 +1,397 @@
+package server
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/aeserve/aeserve/api"
+	"github.com/aeserve/aeserve/internal/batch"
+	"github.com/aeserve/aeserve/internal/digit"
+	"github.com/aeserve/aeserve/internal/model"
+)
+
+// pick resolves ?model= (or def) to a loaded model and records it for the
+// response headers, logs and metrics.
+func (s *Server) pick(r *http.Request, def string) (*served, error) {
+	set, err := s.loaded()
+	if err != nil {
+		return nil, err
+	}
+	name := r.URL.Query().Get("model")
+	if name == "" {
+		name = def
+	}
+	sv := set.byName[name]
+	if sv == nil {
+		return nil, unknownModel(name, set.names)
+	}
+	infoOf(r.Context()).model = sv
+	return sv, nil
+}
+
+func (sv *served) batcher(h model.Half) (*batch.Batcher, error) {
+	b := sv.batchers[h]
+	if b == nil {
+		return nil, problemf(http.StatusNotFound, kindUnknownModel, "model %s has no %s loaded", sv.name, h)
+	}
+	return b, nil
+}
+
+func (s *Server) encode(r *http.Request) (*response, error) {
+	sv, err := s.pick(r, DefaultModel)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkImageType(r); err != nil {
+		return nil, err
+	}
+	ct, err := mustNegotiate(r, ctJSON, ctBinary)
+	if err != nil {
+		return nil, err
+	}
+	b, err := sv.batcher(model.Encoder)
+	if err != nil {
+		return nil, err
+	}
+	px, n, err := s.readImages(r)
+	if err != nil {
+		return nil, err
+	}
+	infoOf(r.Context()).images = n
+	z, err := b.Do(r.Context(), px, n)
+	if err != nil {
+		return nil, err
+	}
+	l := api.Latent{
+		Model:       sv.name,
+		Fingerprint: sv.fp,
+		Shape:       []int{n, model.LatentC, model.LatentH, model.LatentW},
+		DType:       api.DTypeFloat32,
+		Data:        z,
+	}
+	if ct == ctBinary {
+		body, err := l.MarshalBinary()
+		if err != nil {
+			return nil, internal("encoding the binary latent", err)
+		}
+		return &response{contentType: ctBinary, body: body}, nil
+	}
+	return jsonResponse(l)
+}
+
+func (s *Server) reconstruct(r *http.Request) (*response, error) {
+	return s.imagesToImages(r, DefaultModel)
+}
+
+func (s *Server) denoise(r *http.Request) (*response, error) {
+	return s.imagesToImages(r, DefaultDenoiseModel)
+}
+
+// imagesToImages runs the full model (one graph, encoder then decoder).
+func (s *Server) imagesToImages(r *http.Request, def string) (*response, error) {
+	sv, err := s.pick(r, def)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkImageType(r); err != nil {
+		return nil, err
+	}
+	// Checked before the body is read; a batch can only be answered in JSON,
+	// which is checked once the image count is known.
+	ct, err := mustNegotiate(r, ctPNG, ctJSON)
+	if err != nil {
+		return nil, err
+	}
+	b, err := sv.batcher(model.Full)
+	if err != nil {
+		return nil, err
+	}
+	px, n, err := s.readImages(r)
+	if err != nil {
+		return nil, err
+	}
+	if n > 1 {
+		if ct, err = mustNegotiate(r, ctJSON); err != nil {
+			return nil, err
+		}
+	}
+	infoOf(r.Context()).images = n
+	y, err := b.Do(r.Context(), px, n)
+	if err != nil {
+		return nil, err
+	}
+	return imagesResponse(sv, y, n, ct)
+}
+
+// latentTypes are the request media types of /v1/decode.
+var latentTypes = []string{ctJSON, ctBinary}
+
+func (s *Server) decode(r *http.Request) (*response, error) {
+	set, err := s.loaded()
+	if err != nil {
+		return nil, err
+	}
+	want := r.URL.Query().Get("model")
+	if want != "" && set.byName[want] == nil {
+		return nil, unknownModel(want, set.names)
+	}
+	mt, _ := mediaType(r)
+	if mt != ctJSON && mt != ctBinary {
+		return nil, unsupportedMediaType(mt, latentTypes...)
+	}
+	ct, err := mustNegotiate(r, ctPNG, ctJSON)
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, bodyErr("reading the latent", err)
+	}
+	l, err := parseLatent(mt, body)
+	if err != nil {
+		return nil, err
+	}
+	sv, err := latentModel(set, l)
+	if err != nil {
+		return nil, err
+	}
+	infoOf(r.Context()).model = sv
+	if want != "" && want != sv.name {
+		return nil, conflict("model=%s was asked for, but the latent was made by model %s (fingerprint %s)", want, sv.name, sv.fp)
+	}
+	inShape := model.Decoder.InShape()
+	if len(l.Shape) != 1+len(inShape) || !slices.Equal(l.Shape[1:], inShape) {
+		return nil, unprocessable("latent shape %v, want [N, %d, %d, %d]", l.Shape, inShape[0], inShape[1], inShape[2])
+	}
+	n := l.Shape[0]
+	if n > s.cfg.MaxImages {
+		return nil, tooLarge("latent holds %d images, more than %d per request", n, s.cfg.MaxImages)
+	}
+	if i, ok := l.CheckFinite(); !ok {
+		return nil, unprocessable("latent value %d (image %d) is %v; values must be finite", i, i/model.LatentLen, l.Data[i])
+	}
+	if n > 1 {
+		if ct, err = mustNegotiate(r, ctJSON); err != nil {
+			return nil, err
+		}
+	}
+	b, err := sv.batcher(model.Decoder)
+	if err != nil {
+		return nil, err
+	}
+	infoOf(r.Context()).images = n
+	y, err := b.Do(r.Context(), l.Data, n)
+	if err != nil {
+		return nil, err
+	}
+	return imagesResponse(sv, y, n, ct)
+}
+
+// parseLatent reads either form. Bytes that are not a latent at all are
+// malformed (400); well-formed JSON whose content cannot be a latent is
+// unprocessable (422), as the JSON itself parsed.
+func parseLatent(mt string, body []byte) (*api.Latent, error) {
+	var l api.Latent
+	if mt == ctBinary {
+		if err := l.UnmarshalBinary(body); err != nil {
+			return nil, malformed("%v", err)
+		}
+		return &l, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&l); err != nil {
+		return nil, malformed("latent JSON: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, malformed("latent JSON: data after the object")
+	}
+	if err := l.Validate(); err != nil {
+		return nil, unprocessable("%v", err)
+	}
+	return &l, nil
+}
+
+// latentModel finds the model whose weights made l. A latent names its model
+// in JSON; the binary form carries only the fingerprint. Either way decoding
+// with other weights would answer garbage, so a mismatch is refused.
+func latentModel(set *modelSet, l *api.Latent) (*served, error) {
+	if l.Model != "" {
+		sv := set.byName[l.Model]
+		if sv == nil {
+			return nil, unknownModel(l.Model, set.names)
+		}
+		if l.Fingerprint != sv.fp {
+			return nil, conflict("the latent was made by weights with fingerprint %s, but model %s has %s",
+				l.Fingerprint, sv.name, sv.fp)
+		}
+		return sv, nil
+	}
+	fp, err := api.ParseFingerprint(l.Fingerprint)
+	if err != nil {
+		return nil, unprocessable("%v", err)
+	}
+	if sv := set.byFP[model.Fingerprint(fp)]; sv != nil {
+		return sv, nil
+	}
+	have := make([]string, len(set.names))
+	for i, name := range set.names {
+		have[i] = name + " " + set.byName[name].fp
+	}
+	return nil, conflict("no loaded model has weights with fingerprint %s (have %s)", l.Fingerprint, strings.Join(have, ", "))
+}
+
+// imagesResponse encodes n output images as one PNG or as api.Images.
+func imagesResponse(sv *served, y []float32, n int, ct string) (*response, error) {
+	if ct == ctPNG {
+		b, err := digit.EncodePNG(y)
+		if err != nil {
+			return nil, internal("encoding the output PNG", err)
+		}
+		return &response{contentType: ctPNG, body: b}, nil
+	}
+	out := api.Images{Model: sv.name, Fingerprint: sv.fp, Images: make([]string, n)}
+	for i := range n {
+		b, err := digit.EncodePNG(y[i*model.ImageLen : (i+1)*model.ImageLen])
+		if err != nil {
+			return nil, internal(fmt.Sprintf("encoding output PNG %d", i), err)
+		}
+		out.Images[i] = base64.StdEncoding.EncodeToString(b)
+	}
+	return jsonResponse(out)
+}
+
+// internal marks a failure of the server's own making, so that an error
+// type problemOf would blame on the client (a digit.Error from encoding the
+// model's output, say) still answers 500.
+func internal(what string, err error) *Problem {
+	p := problemf(http.StatusInternalServerError, kindInternal, "internal error; the request ID identifies it in the server's log")
+	p.Err = fmt.Errorf("%s: %w", what, err)
+	return p
+}
+
+func jsonResponse(v any) (*response, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, internal("encoding JSON", err)
+	}
+	return &response{contentType: ctJSON, body: append(b, '\n')}, nil
+}
+
+func (s *Server) listModels(r *http.Request) (*response, error) {
+	set, err := s.loaded()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := mustNegotiate(r, ctJSON); err != nil {
+		return nil, err
+	}
+	list := api.ModelList{Models: make([]api.ModelInfo, 0, len(set.names))}
+	for _, name := range set.names {
+		list.Models = append(list.Models, set.byName[name].info)
+	}
+	if set.byName[DefaultModel] != nil {
+		list.Default = DefaultModel
+	}
+	return jsonResponse(list)
+}
+
+func (s *Server) getModel(r *http.Request) (*response, error) {
+	set, err := s.loaded()
+	if err != nil {
+		return nil, err
+	}
+	name := chi.URLParam(r, "name")
+	sv := set.byName[name]
+	if sv == nil {
+		return nil, unknownModel(name, set.names)
+	}
+	infoOf(r.Context()).model = sv
+	if _, err := mustNegotiate(r, ctJSON); err != nil {
+		return nil, err
+	}
+	return jsonResponse(sv.info)
+}
+
+// modelInfo is the public description of a model, from its manifest.
+func modelInfo(m *model.Model, halves []string) api.ModelInfo {
+	man := m.Manifest
+	info := api.ModelInfo{
+		Name:         m.Name,
+		Architecture: man.Architecture,
+		Description:  man.Description,
+		Fingerprint:  m.Fingerprint.String(),
+		Halves:       halves,
+		InputShape:   man.InputShape,
+		LatentShape:  man.LatentShape,
+	}
+	if len(info.InputShape) == 0 {
+		info.InputShape = model.Full.InShape()
+	}
+	if len(info.LatentShape) == 0 {
+		info.LatentShape = model.Encoder.OutShape()
+	}
+	t := man.Training
+	if t.Epochs > 0 {
+		info.Training = &api.Training{
+			Epochs: t.Epochs, BatchSize: t.BatchSize, LearningRate: t.LearningRate,
+			NoiseFactor: t.NoiseFactor, Seed: t.Seed,
+			Data: fmt.Sprintf("%s (%d training, %d validation images)", t.Data, t.TrainImages, t.ValImages),
+		}
+	}
+	if mt := man.Metrics; mt.TestImages > 0 {
+		info.Metrics = &api.Metrics{BCE: mt.BCE, PSNRdB: mt.PSNR}
+		if mt.NoiseFactor > 0 {
+			v := mt.NoisyPSNR
+			info.Metrics.NoisyPSNRdB = &v
+		}
+	}
+	for _, h := range model.Halves {
+		for _, ts := range man.Halves[h].Tensors {
+			info.Tensors = append(info.Tensors, api.TensorInfo{Name: ts.Name, Shape: ts.Shape})
+		}
+	}
+	return info
+}
+
+type status struct {
+	Status string   `json:"status"`
+	Models []string `json:"models,omitempty"`
+}
+
+// healthz says the process is alive and answering; it never looks at models,
+// so a server training on startup is not restarted for being slow.
+func (s *Server) healthz(*http.Request) (*response, error) {
+	return jsonResponse(status{Status: "ok"})
+}
+
+func (s *Server) readyz(*http.Request) (*response, error) {
+	s.mu.Lock()
+	st, waiting := s.state, s.waiting
+	s.mu.Unlock()
+	switch st {
+	case ready:
+		return jsonResponse(status{Status: "ready", Models: s.models.Load().names})
+	case draining:
+		return nil, shuttingDown()
+	}
+	return nil, notReady(waiting)
+}
+
+func (s *Server) openapi(r *http.Request) (*response, error) {
+	if len(s.cfg.OpenAPI) == 0 {
+		return nil, problemf(http.StatusNotFound, kindNotFound, "this build carries no OpenAPI document")
+	}
+	if _, err := mustNegotiate(r, ctYAML); err != nil {
+		return nil, err
+	}
+	return &response{contentType: ctYAML, body: s.cfg.OpenAPI}, nil
+}

@@ -1,0 +1,88 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// HTTPServer is the http.Server Serve runs, with every timeout set from the
+// Config. Exposed so that callers can inspect or adjust it before serving.
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10, // headers here are short; the default 1 MiB only invites abuse
+		ErrorLog:          log.New(logWriter{s.log}, "", 0),
+	}
+}
+
+// logWriter sends net/http's own complaints (TLS noise, bad requests it
+// answers itself) to the structured log.
+type logWriter struct{ l zerolog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	msg := string(p)
+	if n := len(msg); n > 0 && msg[n-1] == '\n' {
+		msg = msg[:n-1]
+	}
+	w.l.Warn().Str("source", "net/http").Msg(msg)
+	return len(p), nil
+}
+
+// Serve answers on ln until ctx ends, then shuts down gracefully: /readyz
+// turns 503 at once, new connections are taken for DrainDelay more, then the
+// listener closes, in-flight requests finish (up to ShutdownTimeout) and
+// finally the batchers answer whatever is still queued and stop. It returns
+// nil after a clean shutdown.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := s.HTTPServer()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	s.log.Info().Str("addr", ln.Addr().String()).Msg("listening")
+
+	select {
+	case err := <-errc:
+		// The listener failed on its own; nothing is in flight worth saving.
+		_ = s.Close(context.Background())
+		return fmt.Errorf("server: %w", err)
+	case <-ctx.Done():
+	}
+
+	start := time.Now()
+	s.Drain()
+	if s.cfg.DrainDelay > 0 {
+		time.Sleep(s.cfg.DrainDelay)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if err := hs.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("server: shutdown: %w", err))
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		errs = append(errs, fmt.Errorf("server: %w", err))
+	}
+	// Requests that were in flight are answered by now, which means their
+	// forward passes are done; anything left in a queue belongs to handlers
+	// cut off by the timeout, and Close still answers it.
+	if err := s.Close(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("server: closing batchers: %w", err))
+	}
+	err := errors.Join(errs...)
+	ev := s.log.Info()
+	if err != nil {
+		ev = s.log.Error().Err(err)
+	}
+	ev.Dur("took", time.Since(start)).Msg("shut down")
+	return err
+}

@@ -1,0 +1,452 @@
+// Package server is aeserve's HTTP layer: routing, request parsing and
+// limits, content negotiation, problem+json errors, metrics and logs, and
+// the wiring of one dynamic batcher per model half. It owns no maths: PNGs
+// go through internal/digit, latents through api, forward passes through
+// internal/batch into internal/model.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/aeserve/aeserve/api"
+	"github.com/aeserve/aeserve/internal/batch"
+	"github.com/aeserve/aeserve/internal/model"
+)
+
+// Models answering requests that name none.
+const (
+	DefaultModel        = "conv"    // encode, reconstruct
+	DefaultDenoiseModel = "denoise" // denoise
+)
+
+// Defaults of Config's zero fields.
+const (
+	DefaultMaxBodyBytes      = 8 << 20
+	DefaultMaxImages         = 256
+	DefaultMaxPixels         = 4_000_000
+	DefaultRequestTimeout    = 30 * time.Second
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultMaxBatch          = 64
+	DefaultMaxWait           = 2 * time.Millisecond
+	DefaultQueueSize         = 1024
+)
+
+// DefaultWorkers is the number of forward-pass workers per model half. One
+// per core keeps every core busy when a single half is hot; idle workers
+// cost only a goroutine, as graphs are built on first use.
+func DefaultWorkers() int { return max(1, runtime.GOMAXPROCS(0)) }
+
+// BatchConfig sizes the batcher of each model half (see internal/batch).
+type BatchConfig struct {
+	MaxBatch  int           // images per forward pass; 0 = DefaultMaxBatch
+	MaxWait   time.Duration // collection window while all workers are busy; 0 = DefaultMaxWait, < 0 = none
+	QueueSize int           // images queued per half before 503; 0 = DefaultQueueSize
+	Workers   int           // workers (each with its own graphs) per half; 0 = DefaultWorkers()
+}
+
+// Config configures a Server. Zero fields take the defaults above.
+type Config struct {
+	Log zerolog.Logger // the zero Logger discards
+	// Registry receives every metric and is served on /metrics; nil makes a
+	// private one. It is never the global registry, so that two servers in
+	// one process (tests) do not collide.
+	Registry *prometheus.Registry
+	// OpenAPI is served on /openapi.yaml.
+	OpenAPI []byte
+
+	Batch BatchConfig
+
+	MaxBodyBytes   int64         // per request, multipart framing included
+	MaxImages      int           // per request
+	MaxPixels      int           // per image, from its PNG header (matters for fit=true)
+	RequestTimeout time.Duration // deadline of a request, queueing included (503 past it)
+
+	// http.Server timeouts used by Serve. WriteTimeout 0 means
+	// RequestTimeout + 15s, so that a request timing out in the queue can
+	// still be told so.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// DrainDelay is how long Serve keeps accepting after /readyz turned 503,
+	// so load balancers notice before the listener closes; 0 = none.
+	DrainDelay time.Duration
+	// ShutdownTimeout bounds the wait for in-flight and queued requests.
+	ShutdownTimeout time.Duration
+
+	// wrapProcessor lets tests stand between a batcher and its runner.
+	wrapProcessor func(batch.Labels, batch.Processor) batch.Processor
+}
+
+func (c *Config) setDefaults() error {
+	setDur := func(d *time.Duration, def time.Duration) {
+		if *d == 0 {
+			*d = def
+		}
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxImages == 0 {
+		c.MaxImages = DefaultMaxImages
+	}
+	if c.MaxPixels == 0 {
+		c.MaxPixels = DefaultMaxPixels
+	}
+	setDur(&c.RequestTimeout, DefaultRequestTimeout)
+	setDur(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDur(&c.ReadTimeout, DefaultReadTimeout)
+	setDur(&c.WriteTimeout, c.RequestTimeout+15*time.Second)
+	setDur(&c.IdleTimeout, DefaultIdleTimeout)
+	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	b := &c.Batch
+	if b.MaxBatch == 0 {
+		b.MaxBatch = DefaultMaxBatch
+	}
+	setDur(&b.MaxWait, DefaultMaxWait)
+	if b.MaxWait < 0 {
+		b.MaxWait = 0
+	}
+	if b.QueueSize == 0 {
+		b.QueueSize = max(DefaultQueueSize, b.MaxBatch)
+	}
+	if b.Workers == 0 {
+		b.Workers = DefaultWorkers()
+	}
+	switch {
+	case c.MaxBodyBytes < 0, c.MaxImages < 0, c.MaxPixels < 0:
+		return errors.New("server: limits must not be negative")
+	case c.RequestTimeout < 0, c.ReadHeaderTimeout < 0, c.ReadTimeout < 0, c.WriteTimeout < 0,
+		c.IdleTimeout < 0, c.ShutdownTimeout < 0, c.DrainDelay < 0:
+		return errors.New("server: timeouts must not be negative")
+	case c.WriteTimeout <= c.RequestTimeout:
+		return fmt.Errorf("server: write timeout %v must exceed the request timeout %v, or timed-out requests could not be answered",
+			c.WriteTimeout, c.RequestTimeout)
+	case c.MaxImages > b.QueueSize:
+		return fmt.Errorf("server: max images per request %d exceeds the queue size %d: such requests could never run",
+			c.MaxImages, b.QueueSize)
+	}
+	// The batch package checks the rest when the batchers are made; checking
+	// here too reports a bad flag at startup even before any model loads.
+	return batch.Config{MaxBatch: b.MaxBatch, MaxWait: b.MaxWait, QueueSize: b.QueueSize, Workers: b.Workers,
+		InLen: 1, OutLen: 1}.Validate()
+}
+
+// Server answers the HTTP API. Make one with New; it is safe for concurrent
+// use. Until Load it answers /healthz, /readyz (503), /metrics and
+// /openapi.yaml, and 503 on model routes.
+type Server struct {
+	cfg      Config
+	log      zerolog.Logger
+	reg      *prometheus.Registry
+	metrics  *httpMetrics
+	bmetrics *batch.Metrics
+	router   *chi.Mux
+
+	models atomic.Pointer[modelSet] // nil until Load
+
+	mu      sync.Mutex
+	state   state
+	waiting string // why not ready yet, for /readyz
+
+	// hook, if set, runs at the start of every handler (tests use it to panic).
+	hook func(*http.Request)
+}
+
+type state int
+
+const (
+	starting state = iota
+	ready
+	draining
+)
+
+// served is one loaded model and its batchers.
+type served struct {
+	name     string
+	m        *model.Model
+	fp       string
+	batchers map[model.Half]*batch.Batcher
+	info     api.ModelInfo
+}
+
+type modelSet struct {
+	byName map[string]*served
+	byFP   map[model.Fingerprint]*served
+	names  []string // sorted
+}
+
+// New makes a Server with no models.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Log, reg: cfg.Registry, waiting: "models are not loaded yet"}
+	if s.reg == nil {
+		s.reg = prometheus.NewRegistry()
+	}
+	var err error
+	if s.metrics, err = newHTTPMetrics(s.reg); err != nil {
+		return nil, err
+	}
+	if s.bmetrics, err = batch.NewMetrics(s.reg); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.router = s.routes()
+	return s, nil
+}
+
+// Handler is the whole HTTP API.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// Registry holds the server's metrics.
+func (s *Server) Registry() *prometheus.Registry { return s.reg }
+
+// SetWaiting says, on /readyz, why the server is not ready yet (e.g. that it
+// is training a model).
+func (s *Server) SetWaiting(reason string) {
+	s.mu.Lock()
+	s.waiting = reason
+	s.mu.Unlock()
+}
+
+// Load starts serving models, each with a batcher per half it has (encoder,
+// decoder, and full when both are loaded), and makes the server ready. It may
+// be called once.
+func (s *Server) Load(models ...*model.Model) error {
+	if len(models) == 0 {
+		return errors.New("server: no models to load")
+	}
+	set := &modelSet{byName: map[string]*served{}, byFP: map[model.Fingerprint]*served{}}
+	closeAll := func() {
+		for _, sv := range set.byName {
+			sv.close(context.Background())
+		}
+	}
+	for _, m := range models {
+		if _, dup := set.byName[m.Name]; dup {
+			closeAll()
+			return fmt.Errorf("server: model %q loaded twice", m.Name)
+		}
+		if other, dup := set.byFP[m.Fingerprint]; dup {
+			// A binary latent names its weights only by fingerprint.
+			closeAll()
+			return fmt.Errorf("server: models %q and %q have the same weights (fingerprint %s)", other.name, m.Name, m.Fingerprint)
+		}
+		sv, err := s.serve(m)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		set.byName[m.Name] = sv
+		set.byFP[m.Fingerprint] = sv
+		set.names = append(set.names, m.Name)
+	}
+	slices.Sort(set.names)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.models.Load() != nil {
+		closeAll()
+		return errors.New("server: models already loaded")
+	}
+	if s.state == draining {
+		closeAll()
+		return errors.New("server: shutting down")
+	}
+	s.models.Store(set)
+	for _, name := range set.names {
+		sv := set.byName[name]
+		s.metrics.modelInfo.WithLabelValues(sv.name, sv.fp, sv.m.Manifest.Architecture).Set(1)
+		s.log.Info().Str("model", sv.name).Str("fingerprint", sv.fp).Str("architecture", sv.m.Manifest.Architecture).
+			Strs("halves", sv.info.Halves).Msg("model serving")
+	}
+	if s.state == starting {
+		s.state = ready
+		s.log.Info().Msg("ready")
+	}
+	return nil
+}
+
+type runnerProc struct{ r *model.Runner }
+
+func (p runnerProc) Process(in []float32, n int) ([]float32, error) { return p.r.Run(in, n) }
+func (p runnerProc) Close() error                                   { return p.r.Close() }
+
+func (s *Server) serve(m *model.Model) (*served, error) {
+	sv := &served{name: m.Name, m: m, fp: m.Fingerprint.String(), batchers: map[model.Half]*batch.Batcher{}}
+	for _, h := range []model.Half{model.Encoder, model.Decoder, model.Full} {
+		if !m.Has(h) {
+			continue
+		}
+		labels := batch.Labels{Model: m.Name, Half: string(h)}
+		cfg := batch.Config{
+			MaxBatch: s.cfg.Batch.MaxBatch, MaxWait: s.cfg.Batch.MaxWait,
+			QueueSize: s.cfg.Batch.QueueSize, Workers: s.cfg.Batch.Workers,
+			InLen: h.InLen(), OutLen: h.OutLen(),
+		}
+		b, err := batch.New(cfg, labels, s.bmetrics, func() (batch.Processor, error) {
+			r, err := m.NewRunner(h)
+			if err != nil {
+				return nil, err
+			}
+			var p batch.Processor = runnerProc{r}
+			if s.cfg.wrapProcessor != nil {
+				p = s.cfg.wrapProcessor(labels, p)
+			}
+			return p, nil
+		})
+		if err != nil {
+			sv.close(context.Background())
+			return nil, fmt.Errorf("server: model %s %s: %w", m.Name, h, err)
+		}
+		sv.batchers[h] = b
+		sv.info.Halves = append(sv.info.Halves, string(h))
+	}
+	sv.info = modelInfo(m, sv.info.Halves)
+	return sv, nil
+}
+
+func (sv *served) close(ctx context.Context) error {
+	var errs []error
+	for h, b := range sv.batchers {
+		if err := b.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("model %s %s: %w", sv.name, h, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Drain turns /readyz to 503 so load balancers stop sending; requests still
+// arriving are served until Close.
+func (s *Server) Drain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != draining {
+		s.state = draining
+		s.log.Info().Msg("draining: /readyz answers 503")
+	}
+}
+
+// Close drains, then answers every queued forward pass and stops the
+// batchers' workers. Requests arriving afterwards get 503.
+func (s *Server) Close(ctx context.Context) error {
+	s.Drain()
+	set := s.models.Load()
+	if set == nil {
+		return nil
+	}
+	var errs []error
+	for _, name := range set.names {
+		errs = append(errs, set.byName[name].close(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// loaded returns the models, or the 503 that says why there are none yet.
+func (s *Server) loaded() (*modelSet, error) {
+	if set := s.models.Load(); set != nil {
+		return set, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == draining {
+		return nil, shuttingDown()
+	}
+	return nil, notReady(s.waiting)
+}
+
+func (s *Server) routes() *chi.Mux {
+	r := chi.NewRouter()
+	r.Use(s.observe, s.recoverer, s.limits)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		s.writeProblem(w, r, problemf(http.StatusNotFound, kindNotFound, "no route for %s", r.URL.Path))
+	})
+	r.MethodNotAllowed(s.methodNotAllowed)
+
+	r.Post("/v1/encode", s.handle(s.encode))
+	r.Post("/v1/decode", s.handle(s.decode))
+	r.Post("/v1/reconstruct", s.handle(s.reconstruct))
+	r.Post("/v1/denoise", s.handle(s.denoise))
+	r.Get("/v1/models", s.handle(s.listModels))
+	r.Get("/v1/models/{name}", s.handle(s.getModel))
+	r.Get("/healthz", s.handle(s.healthz))
+	r.Get("/readyz", s.handle(s.readyz))
+	r.Get("/openapi.yaml", s.handle(s.openapi))
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
+		Registry:          s.reg, // counts its own scrape errors
+		ErrorHandling:     promhttp.ContinueOnError,
+		EnableOpenMetrics: false,
+	}))
+	return r
+}
+
+var allMethods = []string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace,
+}
+
+// methodNotAllowed answers 405 with the Allow header RFC 9110 requires; chi
+// does not pass the methods to a custom handler, so they are looked up.
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	route := ""
+	for _, m := range allMethods {
+		if p := s.router.Find(chi.NewRouteContext(), m, r.URL.Path); p != "" {
+			allow = append(allow, m)
+			route = p
+		}
+	}
+	infoOf(r.Context()).route = route
+	p := problemf(http.StatusMethodNotAllowed, kindMethod, "%s is not allowed on %s", r.Method, r.URL.Path)
+	p.Allow = allow
+	s.writeProblem(w, r, p)
+}
+
+// response is a handler's success: always 200, with this body.
+type response struct {
+	contentType string
+	body        []byte
+}
+
+type handlerFunc func(r *http.Request) (*response, error)
+
+// handle adapts a handler that returns (result, error): the success is
+// written here and every error goes through writeProblem.
+func (s *Server) handle(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.hook != nil {
+			s.hook(r)
+		}
+		res, err := h(r)
+		hdr := w.Header()
+		hdr.Set("Vary", "Accept")
+		if info := infoOf(r.Context()); info.model != nil {
+			hdr.Set(HeaderModel, info.model.name)
+			hdr.Set(HeaderFingerprint, info.model.fp)
+		}
+		if err != nil {
+			s.writeProblem(w, r, err)
+			return
+		}
+		hdr.Set("Content-Type", res.contentType)
+		hdr.Set("Content-Length", strconv.Itoa(len(res.body)))
+		hdr.Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(res.body)
+	}
+}
