@@ -186,23 +186,26 @@ func graphParams(g *G.ExprGraph, p Params, halves ...Half) (map[string]*G.Node, 
 	return nodes, nil
 }
 
-// buildHalf appends one stored half's layers to x. With logits the decoder
-// stops before its sigmoid, for the numerically stable training loss.
-func buildHalf(h Half, x *G.Node, nodes map[string]*G.Node, logits bool) (*G.Node, error) {
+// buildHalf appends one stored half's layers to x. For training (train set)
+// the decoder stops before its sigmoid, for the numerically stable loss, and
+// pooling is its own op, whose gradient is defined; inference fuses each
+// pool into its convolution.
+func buildHalf(h Half, x *G.Node, nodes map[string]*G.Node, train bool) (*G.Node, error) {
 	var err error
 	for i, lp := range convLayers[h] {
 		act := ActReLU
 		last := i == len(convLayers[h])-1
 		if h == Decoder && last {
 			act = ActSigmoid
-			if logits {
+			if train {
 				act = ActNone
 			}
 		}
-		if x, err = conv(lp.l, act, x, nodes[lp.prefix+".weight"], nodes[lp.prefix+".bias"]); err != nil {
+		fusePool := h == Encoder && !train
+		if x, err = conv(lp.l, act, fusePool, !train, x, nodes[lp.prefix+".weight"], nodes[lp.prefix+".bias"]); err != nil {
 			return nil, fmt.Errorf("model: %s: %w", lp.prefix, err)
 		}
-		if h == Encoder {
+		if h == Encoder && train {
 			if x, err = maxPool(x); err != nil {
 				return nil, fmt.Errorf("model: %s pool: %w", lp.prefix, err)
 			}
@@ -218,8 +221,9 @@ func stored(h Half) []Half {
 	return []Half{h}
 }
 
-// build makes the inference graph of half h for a fixed batch size.
-func build(p Params, h Half, batch int, logits bool) (*G.ExprGraph, *G.Node, *G.Node, map[string]*G.Node, error) {
+// build makes the graph of half h for a fixed batch size: for inference, or
+// for training (logits out, unfused pooling).
+func build(p Params, h Half, batch int, train bool) (*G.ExprGraph, *G.Node, *G.Node, map[string]*G.Node, error) {
 	g := G.NewGraph()
 	nodes, err := graphParams(g, p, stored(h)...)
 	if err != nil {
@@ -228,7 +232,7 @@ func build(p Params, h Half, batch int, logits bool) (*G.ExprGraph, *G.Node, *G.
 	x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(append([]int{batch}, h.InShape()...)...), G.WithName("x"))
 	y := x
 	for _, s := range stored(h) {
-		if y, err = buildHalf(s, y, nodes, logits); err != nil {
+		if y, err = buildHalf(s, y, nodes, train); err != nil {
 			return nil, nil, nil, nil, err
 		}
 	}

@@ -77,23 +77,45 @@ func col2im(g geom, cols, img []float32) {
 		for kh := 0; kh < g.K; kh++ {
 			for kw := 0; kw < g.K; kw++ {
 				row := cols[((c*g.K+kh)*g.K+kw)*n:][:n]
+				// Columns ow with 0 ≤ ow·S+kw−P < W, found once per tap rather
+				// than tested per element.
+				lo, hi := owRange(g, kw)
 				for oh := 0; oh < g.OH; oh++ {
 					ih := oh*g.S + kh - g.P
-					if ih < 0 || ih >= g.H {
+					if ih < 0 || ih >= g.H || lo >= hi {
 						continue
 					}
-					src := row[oh*g.OW : (oh+1)*g.OW]
-					dst := plane[ih*g.W : (ih+1)*g.W]
-					for ow, v := range src {
-						iw := ow*g.S + kw - g.P
-						if iw >= 0 && iw < g.W {
-							dst[iw] += v
+					src := row[oh*g.OW+lo : oh*g.OW+hi]
+					dst := plane[ih*g.W:][:g.W]
+					if g.S == 1 {
+						d := dst[lo+kw-g.P:][:len(src)]
+						for i, v := range src {
+							d[i] += v
 						}
+						continue
+					}
+					iw := lo*g.S + kw - g.P
+					for _, v := range src {
+						dst[iw] += v
+						iw += g.S
 					}
 				}
 			}
 		}
 	}
+}
+
+// owRange returns the column range [lo, hi) whose image column
+// ow·S+kw−P falls inside [0, W).
+func owRange(g geom, kw int) (lo, hi int) {
+	for lo < g.OW && lo*g.S+kw-g.P < 0 {
+		lo++
+	}
+	hi = g.OW
+	for hi > lo && (hi-1)*g.S+kw-g.P >= g.W {
+		hi--
+	}
+	return lo, hi
 }
 
 // Activation is applied after bias, fused into the layer.
@@ -120,6 +142,13 @@ func sigmoid32(x float32) float32 {
 	return float32(1 / (1 + math.Exp(-float64(x))))
 }
 
+// relu32 is max(v, 0) without a branch: about half of the activations are
+// negative, so a branch would mispredict on every other element.
+func relu32(v float32) float32 {
+	b := math.Float32bits(v)
+	return math.Float32frombits(b &^ uint32(int32(b)>>31))
+}
+
 // biasAct adds bias[k] to each of the K planes of y (each of size hw) and applies act.
 func biasAct(y, bias []float32, hw int, act Activation) {
 	for k, b := range bias {
@@ -127,11 +156,7 @@ func biasAct(y, bias []float32, hw int, act Activation) {
 		switch act {
 		case ActReLU:
 			for i, v := range p {
-				v += b
-				if v < 0 {
-					v = 0
-				}
-				p[i] = v
+				p[i] = relu32(v + b)
 			}
 		case ActSigmoid:
 			for i, v := range p {

@@ -55,13 +55,18 @@ func inputs32(vs []G.Value, want int) ([][]float32, error) {
 	return out, nil
 }
 
-// dest returns a float32 dense of shape s, reusing prealloc when it fits.
-func dest(prealloc G.Value, s tensor.Shape) (*tensor.Dense, []float32) {
+// dest returns the op's float32 output tensor of shape s. The VM forgets its
+// registers on every Reset, so UsePreallocDo rarely gets a buffer; the op
+// keeps its own instead and overwrites all of it on every run. That is safe
+// because an op value belongs to one node of one graph run by one goroutine.
+func (b *opBase) dest(prealloc G.Value, s tensor.Shape) (*tensor.Dense, []float32) {
 	if d, ok := prealloc.(*tensor.Dense); ok && d.Dtype() == tensor.Float32 && d.Shape().Eq(s) {
 		return d, d.Data().([]float32)
 	}
-	d := tensor.New(tensor.WithShape(s...), tensor.Of(tensor.Float32))
-	return d, d.Data().([]float32)
+	if b.out == nil || !b.out.Shape().Eq(s) {
+		b.out = tensor.New(tensor.WithShape(s...), tensor.Of(tensor.Float32))
+	}
+	return b.out, b.out.Data().([]float32)
 }
 
 func batchOf(v G.Value) int { return v.Shape()[0] }
@@ -72,21 +77,31 @@ func hashOf(s fmt.Stringer) uint32 {
 	return h.Sum32()
 }
 
-// opBase supplies the methods every op here shares.
-type opBase struct{}
+// opBase supplies the methods and output buffer every op here shares.
+type opBase struct {
+	out *tensor.Dense
+}
 
-func (opBase) ReturnsPtr() bool     { return false }
-func (opBase) CallsExtern() bool    { return false }
-func (opBase) OverwritesInput() int { return -1 }
+func (*opBase) ReturnsPtr() bool     { return false }
+func (*opBase) CallsExtern() bool    { return false }
+func (*opBase) OverwritesInput() int { return -1 }
 
 // ---- convolution and transposed convolution, bias and activation fused ----
 
-// convOp computes act(conv(x, w) + b) for x [N,Cin,H,W].
+// convOp computes act(conv(x, w) + b) for x [N,Cin,H,W], followed by a
+// 2×2 max pool when pool is set. The pooled form is for inference graphs
+// only: it has no gradient (training pools with maxPoolOp).
 type convOp struct {
 	opBase
-	l   layer
-	act Activation
-	sc  scratch
+	l    layer
+	act  Activation
+	pool bool
+	sc   scratch
+	// Weights repacked per tap for the fast path. constW (inference graphs)
+	// packs once; training repacks every run, as Adam updates in place.
+	constW     bool
+	packed     []float32
+	packedFrom *float32
 }
 
 func (op *convOp) Arity() int       { return 3 }
@@ -108,7 +123,14 @@ func (op *convOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	if !ok || len(s) != 4 {
 		return nil, fmt.Errorf("%s: input shape %v, want 4-d", op.name(), in[0])
 	}
-	return tensor.Shape{s[0], op.l.Cout, op.l.OH, op.l.OW}, nil
+	return op.outShape(s[0]), nil
+}
+
+func (op *convOp) outShape(n int) tensor.Shape {
+	if op.pool {
+		return tensor.Shape{n, op.l.Cout, op.l.OH / 2, op.l.OW / 2}
+	}
+	return tensor.Shape{n, op.l.Cout, op.l.OH, op.l.OW}
 }
 
 func (op *convOp) Do(vs ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, vs...) }
@@ -122,14 +144,28 @@ func (op *convOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, error
 	if len(in[0]) != n*op.l.inLen() || len(in[1]) != op.l.wLen() || len(in[2]) != op.l.Cout {
 		return nil, fmt.Errorf("%s: input sizes %d/%d/%d do not match the layer", op.name(), len(in[0]), len(in[1]), len(in[2]))
 	}
-	out, y := dest(prealloc, tensor.Shape{n, op.l.Cout, op.l.OH, op.l.OW})
-	op.l.forward(in[0], in[1], in[2], y, n, op.act, &op.sc)
+	out, y := op.dest(prealloc, op.outShape(n))
+	if !op.l.fastForward() {
+		op.l.forward(in[0], in[1], in[2], y, n, op.act, op.pool, &op.sc)
+		return out, nil
+	}
+	if w := in[1]; !op.constW || op.packedFrom != &w[0] {
+		if op.packed == nil {
+			op.packed = make([]float32, op.l.wLen())
+		}
+		op.l.packTaps(w, op.packed)
+		op.packedFrom = &w[0]
+	}
+	op.l.forwardFast(in[0], op.packed, in[2], y, n, op.act, op.pool, &op.sc)
 	return out, nil
 }
 
-func (op *convOp) DiffWRT(int) []bool { return []bool{true, true, true} }
+func (op *convOp) DiffWRT(int) []bool { return []bool{!op.pool, !op.pool, !op.pool} }
 
 func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if op.pool {
+		return nil, fmt.Errorf("%s: the pooled form is inference-only", op.name())
+	}
 	x, w := inputs[0], inputs[1]
 	gz := grad
 	if op.act != ActNone {
@@ -177,7 +213,7 @@ func (op *actGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, er
 	if err != nil {
 		return nil, err
 	}
-	out, d := dest(prealloc, vs[0].Shape())
+	out, d := op.dest(prealloc, vs[0].Shape())
 	actGrad(op.act, in[0], in[1], d)
 	return out, nil
 }
@@ -207,7 +243,7 @@ func (op *convInputGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Val
 		return nil, err
 	}
 	n := batchOf(vs[0])
-	out, dx := dest(prealloc, tensor.Shape{n, op.l.Cin, op.l.H, op.l.W})
+	out, dx := op.dest(prealloc, tensor.Shape{n, op.l.Cin, op.l.H, op.l.W})
 	op.l.inputGrad(in[0], in[1], dx, n, &op.sc)
 	return out, nil
 }
@@ -232,7 +268,7 @@ func (op *convFilterGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Va
 	if err != nil {
 		return nil, err
 	}
-	out, dw := dest(prealloc, tensor.Shape(op.l.wShape()))
+	out, dw := op.dest(prealloc, tensor.Shape(op.l.wShape()))
 	op.l.filterGrad(in[0], in[1], dw, batchOf(vs[0]), &op.cols, &op.parts)
 	return out, nil
 }
@@ -257,7 +293,7 @@ func (op *biasGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, e
 		return nil, err
 	}
 	s := vs[0].Shape()
-	out, db := dest(prealloc, tensor.Shape{op.c})
+	out, db := op.dest(prealloc, tensor.Shape{op.c})
 	biasGrad(in[0], db, s[0], op.c, s[2]*s[3])
 	return out, nil
 }
@@ -285,7 +321,7 @@ func (op *maxPoolOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, er
 		return nil, err
 	}
 	s := vs[0].Shape()
-	out, y := dest(prealloc, tensor.Shape{s[0], s[1], s[2] / 2, s[3] / 2})
+	out, y := op.dest(prealloc, tensor.Shape{s[0], s[1], s[2] / 2, s[3] / 2})
 	maxPool2(in[0], y, s[0]*s[1], s[2], s[3])
 	return out, nil
 }
@@ -319,7 +355,7 @@ func (op *maxPoolGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value
 		return nil, err
 	}
 	s := vs[0].Shape()
-	out, dx := dest(prealloc, s)
+	out, dx := op.dest(prealloc, s)
 	maxPool2Grad(in[0], in[1], dx, s[0]*s[1], s[2], s[3])
 	return out, nil
 }
@@ -377,15 +413,15 @@ func (op *bceGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, er
 	if err != nil {
 		return nil, err
 	}
-	out, dz := dest(prealloc, vs[0].Shape())
+	out, dz := op.dest(prealloc, vs[0].Shape())
 	bceLogitsGrad(in[0], in[1], dz, in[2][0]/float32(len(in[0])))
 	return out, nil
 }
 
 // Graph-building helpers.
 
-func conv(l layer, act Activation, x, w, b *G.Node) (*G.Node, error) {
-	return G.ApplyOp(&convOp{l: l, act: act}, x, w, b)
+func conv(l layer, act Activation, pool, constW bool, x, w, b *G.Node) (*G.Node, error) {
+	return G.ApplyOp(&convOp{l: l, act: act, pool: pool, constW: constW}, x, w, b)
 }
 
 func maxPool(x *G.Node) (*G.Node, error) { return G.ApplyOp(&maxPoolOp{}, x) }

@@ -132,7 +132,7 @@ func closeEnough(t *testing.T, what string, got []float32, want []float64, atol,
 		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
 	}
 	for i := range want {
-		if d := math.Abs(float64(got[i]) - want[i]); d > atol+rtol*math.Abs(want[i]) {
+		if d := math.Abs(float64(got[i]) - want[i]); !(d <= atol+rtol*math.Abs(want[i])) { // NaN fails too
 			t.Fatalf("%s[%d] = %v, want %v (|diff| %g)", what, i, got[i], want[i], d)
 		}
 	}
@@ -161,7 +161,7 @@ func TestLayerForwardMatchesReference(t *testing.T) {
 					x, w, b := randVec(rng, n*l.inLen(), 1), randVec(rng, l.wLen(), 1), randVec(rng, l.Cout, 1)
 					y := make([]float32, n*l.outLen())
 					var sc scratch
-					l.forward(to32(x), to32(w), to32(b), y, n, act, &sc)
+					l.forward(to32(x), to32(w), to32(b), y, n, act, false, &sc)
 					closeEnough(t, "y", y, refLayer(l, act, x, w, b, n), 1e-5, 1e-5)
 				})
 			}
@@ -177,9 +177,81 @@ func TestProductionLayersMatchReference(t *testing.T) {
 			x, w, b := randVec(rng, n*l.inLen(), 1), randVec(rng, l.wLen(), 0.2), randVec(rng, l.Cout, 0.1)
 			y := make([]float32, n*l.outLen())
 			var sc scratch
-			l.forward(to32(x), to32(w), to32(b), y, n, ActReLU, &sc)
+			l.forward(to32(x), to32(w), to32(b), y, n, ActReLU, false, &sc)
 			closeEnough(t, "y", y, refLayer(l, ActReLU, x, w, b, n), 1e-4, 1e-4)
 		})
+	}
+}
+
+// The inference graphs pool before bias and activation; that must equal
+// pooling after them.
+func TestFusedConvPoolMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewSource(6))
+	for _, tc := range testLayers {
+		l := tc.l
+		if l.OH%2 != 0 || l.OW%2 != 0 {
+			continue
+		}
+		for _, act := range []Activation{ActNone, ActReLU} {
+			t.Run(tc.name+"/"+act.String(), func(t *testing.T) {
+				n := 3
+				x, w, b := randVec(rng, n*l.inLen(), 1), randVec(rng, l.wLen(), 1), randVec(rng, l.Cout, 1)
+				y := make([]float32, n*l.outLen()/4)
+				var sc scratch
+				l.forward(to32(x), to32(w), to32(b), y, n, act, true, &sc)
+				closeEnough(t, "y", y, refPool(refLayer(l, act, x, w, b, n), n*l.Cout, l.OH, l.OW), 1e-5, 1e-5)
+			})
+		}
+	}
+}
+
+// The fast forward path (padded shifted GEMMs, parity phases) against the
+// same references, on every production layer and on odd shapes.
+func TestFastForwardMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	layers := []struct {
+		name string
+		l    layer
+	}{
+		{"conv-8to3-5x6", layer{kind: kindConv, Cin: 8, Cout: 3, K: 3, S: 1, P: 1, H: 5, W: 6, OH: 5, OW: 6}},
+		{"convT-8to4-3x4", convTSame(8, 4, 3, 4)},
+		{"convT-9to1-1x1", convTSame(9, 1, 1, 1)},
+	}
+	for _, lp := range append(append([]layerParam{}, convLayers[Encoder]...), convLayers[Decoder]...) {
+		layers = append(layers, struct {
+			name string
+			l    layer
+		}{lp.prefix, lp.l})
+	}
+	for _, tc := range layers {
+		l := tc.l
+		if !l.fastForward() {
+			continue
+		}
+		for _, act := range []Activation{ActNone, ActReLU, ActSigmoid} {
+			for _, pool := range []bool{false, true} {
+				if pool && (l.kind != kindConv || l.OH%2 != 0 || l.OW%2 != 0 || act == ActSigmoid) {
+					continue
+				}
+				t.Run(fmt.Sprintf("%s/%s/pool=%v", tc.name, act, pool), func(t *testing.T) {
+					n := 3
+					x, w, b := randVec(rng, n*l.inLen(), 1), randVec(rng, l.wLen(), 0.5), randVec(rng, l.Cout, 0.5)
+					want := refLayer(l, act, x, w, b, n)
+					if pool {
+						want = refPool(want, n*l.Cout, l.OH, l.OW)
+					}
+					packed := make([]float32, l.wLen())
+					l.packTaps(to32(w), packed)
+					y := make([]float32, len(want))
+					for i := range y {
+						y[i] = float32(math.NaN()) // every output must be written
+					}
+					var sc scratch
+					l.forwardFast(to32(x), packed, to32(b), y, n, act, pool, &sc)
+					closeEnough(t, "y", y, want, 1e-4, 1e-4)
+				})
+			}
+		}
 	}
 }
 

@@ -1,0 +1,201 @@
+package model
+
+// The forward fast path: no im2col and no col2im. The input of each image is
+// copied once into a zero-padded buffer; then every 3×3 tap is an ordinary
+// strided matrix over that buffer (rows: input channels, columns: positions
+// of a grid as wide as the padded row), so a layer is 9 GEMMs accumulating
+// into that grid, and one pass adds the bias, applies the activation (and
+// pools) while copying the valid columns out.
+//
+// Convolution (stride 1, pad 1): out[h,w] = Σ_tap W_tap · xpad[h+kh, w+kw].
+//
+// Transposed convolution (stride 2, pad 0): output pixel (2m+a, 2q+b) only
+// receives taps with kh ≡ a and kw ≡ b (mod 2), from input (m−kh/2, q−kw/2).
+// Each of the four parity phases is therefore a small convolution over the
+// input padded by one zero row and column at the top and left, written
+// straight to its pixels: no scatter-add.
+
+// fastForward reports whether the layer has the geometry the fast path covers.
+// Narrow inputs (the first layer's single channel) would make K=Cin GEMMs
+// too thin to pay; they keep im2col.
+func (l layer) fastForward() bool {
+	if l.K != 3 || l.Cin < 8 {
+		return false
+	}
+	if l.kind == kindConv {
+		return l.S == 1 && l.P == 1
+	}
+	return l.S == 2 && l.P == 0 && l.OH == 2*l.H && l.OW == 2*l.W
+}
+
+// packTaps lays the weights out as 9 row-major [Cout, Cin] matrices, one per tap.
+func (l layer) packTaps(w, dst []float32) {
+	for co := 0; co < l.Cout; co++ {
+		for ci := 0; ci < l.Cin; ci++ {
+			var src []float32
+			if l.kind == kindConv {
+				src = w[(co*l.Cin+ci)*9:][:9]
+			} else {
+				src = w[(ci*l.Cout+co)*9:][:9]
+			}
+			for tap, v := range src {
+				dst[(tap*l.Cout+co)*l.Cin+ci] = v
+			}
+		}
+	}
+}
+
+// padded geometry of the per-image input buffer and the GEMM output grid.
+type padGeom struct {
+	pw       int // padded row width, and the grid width
+	chStride int // floats per padded channel (with slack for the last tap's overrun)
+	top      int // zero rows (and columns) before the data
+	gridLen  int // grid positions per output map
+}
+
+func (l layer) padGeom() padGeom {
+	if l.kind == kindConv {
+		pw := l.W + 2
+		return padGeom{pw: pw, chStride: (l.H+2)*pw + 2, top: 1, gridLen: l.H * pw}
+	}
+	pw := l.W + 1
+	return padGeom{pw: pw, chStride: (l.H+1)*pw + 1, top: 1, gridLen: l.H * pw}
+}
+
+// pad copies one image [Cin,H,W] into the zeroed padded buffer.
+func (l layer) pad(x, xp []float32, pg padGeom) {
+	clear(xp)
+	for c := 0; c < l.Cin; c++ {
+		for h := 0; h < l.H; h++ {
+			copy(xp[c*pg.chStride+(h+pg.top)*pg.pw+pg.top:][:l.W], x[(c*l.H+h)*l.W:][:l.W])
+		}
+	}
+}
+
+// tapGEMM accumulates W_tap · shifted(xp) into grid for the given taps.
+func (l layer) tapGEMM(taps [][3]int, packed, xp, grid []float32, pg padGeom) {
+	for i, t := range taps { // t: tap index, row shift, column shift into xp
+		beta := float32(1)
+		if i == 0 {
+			beta = 0
+		}
+		off := t[1]*pg.pw + t[2]
+		sgemm(false, false, l.Cout, pg.gridLen, l.Cin, packed[t[0]*l.Cout*l.Cin:], l.Cin, xp[off:], pg.chStride, beta, grid, pg.gridLen)
+	}
+}
+
+var convTaps = func() [][3]int {
+	var t [][3]int
+	for kh := 0; kh < 3; kh++ {
+		for kw := 0; kw < 3; kw++ {
+			t = append(t, [3]int{kh*3 + kw, kh, kw})
+		}
+	}
+	return t
+}()
+
+// convTPhases[a*2+b] lists the taps of output parity (a, b): the input for
+// tap kh sits kh/2 rows above, i.e. at padded row 1−kh/2 relative to m.
+var convTPhases = func() [4][][3]int {
+	var ph [4][][3]int
+	for kh := 0; kh < 3; kh++ {
+		for kw := 0; kw < 3; kw++ {
+			p := (kh%2)*2 + kw%2
+			ph[p] = append(ph[p], [3]int{kh*3 + kw, 1 - kh/2, 1 - kw/2})
+		}
+	}
+	return ph
+}()
+
+// forwardFast is forward for fastForward layers, with weights already packed.
+func (l layer) forwardFast(x, packed, b, y []float32, n int, act Activation, pool bool, sc *scratch) {
+	pg := l.padGeom()
+	inL, outL := l.inLen(), l.outLen()
+	if pool {
+		outL /= 4
+	}
+	p := workers(n)
+	sc.reserve(2 * p)
+	parallel(n, func(worker, lo, hi int) {
+		xp := sc.get(worker, l.Cin*pg.chStride)
+		grid := sc.get(p+worker, l.Cout*pg.gridLen)
+		for i := lo; i < hi; i++ {
+			l.pad(x[i*inL:(i+1)*inL], xp, pg)
+			yi := y[i*outL : (i+1)*outL]
+			if l.kind == kindConv {
+				l.tapGEMM(convTaps, packed, xp, grid, pg)
+				l.emit(grid, b, yi, pg, act, pool)
+				continue
+			}
+			for ph, taps := range convTPhases {
+				l.tapGEMM(taps, packed, xp, grid, pg)
+				l.emitPhase(grid, b, yi, pg, act, ph/2, ph%2)
+			}
+		}
+	})
+}
+
+// emit copies a convolution's grid to y [Cout,OH,OW] (or pooled), adding
+// bias and applying act.
+func (l layer) emit(grid, bias, y []float32, pg padGeom, act Activation, pool bool) {
+	for co, bv := range bias {
+		g := grid[co*pg.gridLen:][:pg.gridLen]
+		if !pool {
+			out := y[co*l.OH*l.OW:][:l.OH*l.OW]
+			for h := 0; h < l.OH; h++ {
+				activate(out[h*l.OW:][:l.OW], g[h*pg.pw:][:l.OW], bv, act)
+			}
+			continue
+		}
+		oh, ow := l.OH/2, l.OW/2
+		out := y[co*oh*ow:][:oh*ow]
+		for h := 0; h < oh; h++ {
+			r0, r1 := g[2*h*pg.pw:][:l.OW], g[(2*h+1)*pg.pw:][:l.OW]
+			row := out[h*ow:][:ow]
+			for j := range row {
+				row[j] = max(r0[2*j], r0[2*j+1], r1[2*j], r1[2*j+1])
+			}
+			activate(row, row, bv, act)
+		}
+	}
+}
+
+// emitPhase writes one parity phase of a transposed convolution's output.
+func (l layer) emitPhase(grid, bias, y []float32, pg padGeom, act Activation, a, b int) {
+	for co, bv := range bias {
+		g := grid[co*pg.gridLen:][:pg.gridLen]
+		out := y[co*l.OH*l.OW:][:l.OH*l.OW]
+		for m := 0; m < l.H; m++ {
+			src := g[m*pg.pw:][:l.W]
+			dst := out[(2*m+a)*l.OW+b:]
+			for q, v := range src {
+				v += bv
+				switch act {
+				case ActReLU:
+					v = relu32(v)
+				case ActSigmoid:
+					v = sigmoid32(v)
+				}
+				dst[2*q] = v
+			}
+		}
+	}
+}
+
+// activate writes act(src + bias) to dst (which may be src).
+func activate(dst, src []float32, bias float32, act Activation) {
+	switch act {
+	case ActReLU:
+		for i, v := range src {
+			dst[i] = relu32(v + bias)
+		}
+	case ActSigmoid:
+		for i, v := range src {
+			dst[i] = sigmoid32(v + bias)
+		}
+	default:
+		for i, v := range src {
+			dst[i] = v + bias
+		}
+	}
+}
