@@ -85,10 +85,18 @@ func (l layer) forward(x, w, b, y []float32, n int, act Activation, pool bool, s
 				sgemm(true, false, g.colRows(), g.colCols(), l.Cin, w, g.colRows(), xi, l.H*l.W, 0, col, g.colCols())
 				col2im(g, col, z)
 			}
-			if pool {
+			switch {
+			case pool && act == ActReLU:
+				biasAct(z, b, l.OH*l.OW, act) // then all ≥ 0: integer-compare pooling
+				for r := 0; r < l.Cout*l.OH/2; r++ {
+					poolRowNonNeg(yi[r*l.OW/2:][:l.OW/2], z[2*r*l.OW:][:l.OW], z[(2*r+1)*l.OW:][:l.OW])
+				}
+			case pool:
 				maxPool2(z, yi, l.Cout, l.OH, l.OW)
+				biasAct(yi, b, planeOut, act)
+			default:
+				biasAct(yi, b, planeOut, act)
 			}
-			biasAct(yi, b, planeOut, act)
 		}
 	})
 }

@@ -1,5 +1,7 @@
 package model
 
+import "math"
+
 // The forward fast path: no im2col and no col2im. The input of each image is
 // copied once into a zero-padded buffer; then every 3×3 tap is an ordinary
 // strided matrix over that buffer (rows: input channels, columns: positions
@@ -149,6 +151,17 @@ func (l layer) emit(grid, bias, y []float32, pg padGeom, act Activation, pool bo
 		}
 		oh, ow := l.OH/2, l.OW/2
 		out := y[co*oh*ow:][:oh*ow]
+		if act == ActReLU {
+			// Activate first, in place: then every value is ≥ +0, whose
+			// float bits order like integers, and pooling needs no branch.
+			for h := 0; h < l.OH; h++ {
+				activate(g[h*pg.pw:][:l.OW], g[h*pg.pw:][:l.OW], bv, act)
+			}
+			for h := 0; h < oh; h++ {
+				poolRowNonNeg(out[h*ow:][:ow], g[2*h*pg.pw:][:l.OW], g[(2*h+1)*pg.pw:][:l.OW])
+			}
+			continue
+		}
 		for h := 0; h < oh; h++ {
 			r0, r1 := g[2*h*pg.pw:][:l.OW], g[(2*h+1)*pg.pw:][:l.OW]
 			row := out[h*ow:][:ow]
@@ -160,6 +173,17 @@ func (l layer) emit(grid, bias, y []float32, pg padGeom, act Activation, pool bo
 	}
 }
 
+// poolRowNonNeg max-pools two rows of non-negative values 2×2 into out,
+// comparing the float bits as integers (which compiles to conditional moves).
+func poolRowNonNeg(out, r0, r1 []float32) {
+	r0, r1 = r0[:2*len(out)], r1[:2*len(out)]
+	for j := range out {
+		a := max(math.Float32bits(r0[2*j]), math.Float32bits(r0[2*j+1]))
+		b := max(math.Float32bits(r1[2*j]), math.Float32bits(r1[2*j+1]))
+		out[j] = math.Float32frombits(max(a, b))
+	}
+}
+
 // emitPhase writes one parity phase of a transposed convolution's output.
 func (l layer) emitPhase(grid, bias, y []float32, pg padGeom, act Activation, a, b int) {
 	for co, bv := range bias {
@@ -167,16 +191,20 @@ func (l layer) emitPhase(grid, bias, y []float32, pg padGeom, act Activation, a,
 		out := y[co*l.OH*l.OW:][:l.OH*l.OW]
 		for m := 0; m < l.H; m++ {
 			src := g[m*pg.pw:][:l.W]
-			dst := out[(2*m+a)*l.OW+b:]
-			for q, v := range src {
-				v += bv
-				switch act {
-				case ActReLU:
-					v = relu32(v)
-				case ActSigmoid:
-					v = sigmoid32(v)
+			dst := out[(2*m+a)*l.OW+b:][:2*l.W-1]
+			switch act {
+			case ActReLU:
+				for q, v := range src {
+					dst[2*q] = relu32(v + bv)
 				}
-				dst[2*q] = v
+			case ActSigmoid:
+				for q, v := range src {
+					dst[2*q] = sigmoid32(v + bv)
+				}
+			default:
+				for q, v := range src {
+					dst[2*q] = v + bv
+				}
 			}
 		}
 	}
