@@ -201,8 +201,12 @@ func buildHalf(h Half, x *G.Node, nodes map[string]*G.Node, train bool) (*G.Node
 				act = ActNone
 			}
 		}
-		fusePool := h == Encoder && !train
-		if x, err = conv(lp.l, act, fusePool, !train, x, nodes[lp.prefix+".weight"], nodes[lp.prefix+".bias"]); err != nil {
+		op := &convOp{l: lp.l, act: act,
+			pool:      h == Encoder && !train, // inference fuses the pool
+			constW:    !train,
+			dataInput: train && x.Op() == nil, // the first layer of the training graph
+		}
+		if x, err = conv(op, x, nodes[lp.prefix+".weight"], nodes[lp.prefix+".bias"]); err != nil {
 			return nil, fmt.Errorf("model: %s: %w", lp.prefix, err)
 		}
 		if h == Encoder && train {

@@ -175,12 +175,13 @@ func biasAct(y, bias []float32, hw int, act Activation) {
 func actGrad(act Activation, y, dy, dst []float32) {
 	switch act {
 	case ActReLU:
+		// y ≥ +0, so y > 0 exactly when its bits are non-zero; the mask
+		// avoids a branch that would mispredict on half the elements.
+		dy = dy[:len(y)]
+		dst = dst[:len(y)]
 		for i, v := range y {
-			if v > 0 {
-				dst[i] = dy[i]
-			} else {
-				dst[i] = 0
-			}
+			mask := uint32(-int64(math.Float32bits(v)) >> 63)
+			dst[i] = math.Float32frombits(math.Float32bits(dy[i]) & mask)
 		}
 	case ActSigmoid:
 		for i, v := range y {

@@ -102,6 +102,7 @@ type convOp struct {
 	constW     bool
 	packed     []float32
 	packedFrom *float32
+	dataInput  bool // x is the graph's data: skip its gradient
 }
 
 func (op *convOp) Arity() int       { return 3 }
@@ -160,7 +161,9 @@ func (op *convOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, error
 	return out, nil
 }
 
-func (op *convOp) DiffWRT(int) []bool { return []bool{!op.pool, !op.pool, !op.pool} }
+func (op *convOp) DiffWRT(int) []bool {
+	return []bool{!op.pool && !op.dataInput, !op.pool, !op.pool}
+}
 
 func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	if op.pool {
@@ -174,9 +177,15 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 			return nil, err
 		}
 	}
-	dx, err := G.ApplyOp(&convInputGradOp{l: op.l}, gz, w)
-	if err != nil {
-		return nil, err
+	// A layer fed by training data needs no input gradient, and the tape
+	// machine would compute one anyway. gorgonia takes a nil gradient for an
+	// input nobody differentiates.
+	var dx *G.Node
+	if !op.dataInput {
+		var err error
+		if dx, err = G.ApplyOp(&convInputGradOp{l: op.l}, gz, w); err != nil {
+			return nil, err
+		}
 	}
 	dw, err := G.ApplyOp(&convFilterGradOp{l: op.l}, x, gz)
 	if err != nil {
@@ -220,8 +229,9 @@ func (op *actGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, er
 
 type convInputGradOp struct {
 	opBase
-	l  layer
-	sc scratch
+	l      layer
+	sc     scratch
+	packed []float32
 }
 
 func (op *convInputGradOp) Arity() int            { return 2 }
@@ -244,6 +254,22 @@ func (op *convInputGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Val
 	}
 	n := batchOf(vs[0])
 	out, dx := op.dest(prealloc, tensor.Shape{n, op.l.Cin, op.l.H, op.l.W})
+	if op.l.kind == kindConvT && op.l.fastGrad() {
+		if op.packed == nil {
+			op.packed = make([]float32, op.l.wLen())
+		}
+		op.l.packTaps(in[1], op.packed)
+		op.l.inputGradFastT(in[0], op.packed, dx, n, &op.sc)
+		return out, nil
+	}
+	if adj, ok := op.l.adjoint(); ok {
+		if op.packed == nil {
+			op.packed = make([]float32, op.l.wLen())
+		}
+		op.l.packAdjoint(in[1], op.packed)
+		adj.forwardFast(in[0], op.packed, make([]float32, op.l.Cin), dx, n, ActNone, false, &op.sc)
+		return out, nil
+	}
 	op.l.inputGrad(in[0], in[1], dx, n, &op.sc)
 	return out, nil
 }
@@ -269,6 +295,10 @@ func (op *convFilterGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Va
 		return nil, err
 	}
 	out, dw := op.dest(prealloc, tensor.Shape(op.l.wShape()))
+	if op.l.fastGrad() {
+		op.l.filterGradFast(in[0], in[1], dw, batchOf(vs[0]), &op.cols, &op.parts)
+		return out, nil
+	}
 	op.l.filterGrad(in[0], in[1], dw, batchOf(vs[0]), &op.cols, &op.parts)
 	return out, nil
 }
@@ -420,8 +450,8 @@ func (op *bceGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, er
 
 // Graph-building helpers.
 
-func conv(l layer, act Activation, pool, constW bool, x, w, b *G.Node) (*G.Node, error) {
-	return G.ApplyOp(&convOp{l: l, act: act, pool: pool, constW: constW}, x, w, b)
+func conv(op *convOp, x, w, b *G.Node) (*G.Node, error) {
+	return G.ApplyOp(op, x, w, b)
 }
 
 func maxPool(x *G.Node) (*G.Node, error) { return G.ApplyOp(&maxPoolOp{}, x) }

@@ -149,6 +149,10 @@ var testLayers = []struct {
 	{"conv-stride2-pad0", layer{kind: kindConv, Cin: 2, Cout: 3, K: 3, S: 2, P: 0, H: 7, W: 7, OH: 3, OW: 3}},
 	{"convT-2to3", convTSame(2, 3, 3, 4)},
 	{"convT-3to2-pad1", layer{kind: kindConvT, Cin: 3, Cout: 2, K: 3, S: 2, P: 1, H: 3, W: 3, OH: 6, OW: 6}},
+	// 8+ channels on both sides: the fast forward and adjoint (input-gradient) paths.
+	{"conv-8to8-4x5", convSame(8, 8, 4, 5)},
+	{"conv-4to1-4x3", convSame(4, 1, 4, 3)}, // the last layer's shape: a one-channel adjoint
+	{"convT-8to8-3x2", convTSame(8, 8, 3, 2)},
 }
 
 func TestLayerForwardMatchesReference(t *testing.T) {

@@ -227,3 +227,156 @@ func activate(dst, src []float32, bias float32, act Activation) {
 		}
 	}
 }
+
+// adjoint returns the layer whose forward pass computes this layer's input
+// gradient, when the grid path covers it: for a 3×3, stride 1, pad 1
+// convolution that is the same convolution from Cout to Cin channels with
+// the kernel flipped.
+func (l layer) adjoint() (layer, bool) {
+	if l.kind != kindConv || l.S != 1 || l.P != 1 || l.K != 3 {
+		return layer{}, false
+	}
+	// Unlike the forward pass, even a single-channel adjoint (the last
+	// layer's, 1 → 32) pays: the alternative scatter-adds a 9×-expanded
+	// column matrix back into the image.
+	return convSame(l.Cout, l.Cin, l.H, l.W), true
+}
+
+// packAdjoint packs w [Cout,Cin,3,3] as the adjoint's taps: tap (kh,kw) of
+// the adjoint is w[·,·,2−kh,2−kw] transposed to [Cin, Cout].
+func (l layer) packAdjoint(w, dst []float32) {
+	for co := 0; co < l.Cout; co++ {
+		for ci := 0; ci < l.Cin; ci++ {
+			src := w[(co*l.Cin+ci)*9:][:9]
+			for tap, v := range src {
+				dst[((8-tap)*l.Cin+ci)*l.Cout+co] = v
+			}
+		}
+	}
+}
+
+// Gradients on the padded grid. With gg the output gradient laid out on the
+// grid (junk columns zero), the filter gradient of tap t is
+// Σ_p gg[co,p]·xpad[ci,off_t+p]: one GEMM per tap over the whole grid, no
+// im2col. A transposed convolution's input gradient is the adjoint of its
+// forward: each tap's W_tapᵀ·gg is added into the padded input gradient at
+// the tap's offset.
+
+// fastGrad reports whether the padded-grid gradients cover the layer.
+func (l layer) fastGrad() bool {
+	if l.K != 3 {
+		return false
+	}
+	if l.kind == kindConv {
+		return l.S == 1 && l.P == 1
+	}
+	return l.S == 2 && l.P == 0 && l.OH == 2*l.H && l.OW == 2*l.W
+}
+
+// gridOf lays out rows [0,rows) of width w of each of c planes of src
+// (plane size rows·w, or for a phase: every other row and column starting at
+// (a,b) of planes OH×OW) on the grid, zeroing the junk columns.
+func (l layer) gridOf(gz, gg []float32, pg padGeom, phase int) {
+	clear(gg[:l.Cout*pg.gridLen])
+	for co := 0; co < l.Cout; co++ {
+		plane := gz[co*l.OH*l.OW:][:l.OH*l.OW]
+		g := gg[co*pg.gridLen:][:pg.gridLen]
+		if l.kind == kindConv {
+			for h := 0; h < l.OH; h++ {
+				copy(g[h*pg.pw:][:l.OW], plane[h*l.OW:][:l.OW])
+			}
+			continue
+		}
+		a, b := phase/2, phase%2
+		for m := 0; m < l.H; m++ {
+			src := plane[(2*m+a)*l.OW+b:][:2*l.W-1]
+			dst := g[m*pg.pw:][:l.W]
+			for q := range dst {
+				dst[q] = src[2*q]
+			}
+		}
+	}
+}
+
+// phases returns the tap lists of the layer: one list for a convolution,
+// four (by output parity) for a transposed convolution.
+func (l layer) phases() [][][3]int {
+	if l.kind == kindConv {
+		return [][][3]int{convTaps}
+	}
+	return convTPhases[:]
+}
+
+// filterGradFast computes dw (the layer's weight layout) from x and gz.
+func (l layer) filterGradFast(x, gz, dw []float32, n int, bufs, parts *scratch) {
+	pg := l.padGeom()
+	inL, outL, wL := l.inLen(), l.outLen(), l.wLen()
+	p := workers(n)
+	bufs.reserve(2 * p)
+	parts.reserve(p)
+	for w := 0; w < p; w++ {
+		clear(parts.get(w, wL))
+	}
+	parallel(n, func(worker, lo, hi int) {
+		xp := bufs.get(worker, l.Cin*pg.chStride)
+		gg := bufs.get(p+worker, l.Cout*pg.gridLen)
+		pt := parts.get(worker, wL) // per tap [Cout, Cin]
+		for i := lo; i < hi; i++ {
+			l.pad(x[i*inL:(i+1)*inL], xp, pg)
+			for ph, taps := range l.phases() {
+				l.gridOf(gz[i*outL:(i+1)*outL], gg, pg, ph)
+				for _, t := range taps {
+					off := t[1]*pg.pw + t[2]
+					sgemm(false, true, l.Cout, l.Cin, pg.gridLen, gg, pg.gridLen, xp[off:], pg.chStride, 1, pt[t[0]*l.Cout*l.Cin:], l.Cin)
+				}
+			}
+		}
+	})
+	// Sum the workers' parts in order, then unpack taps to the weight layout.
+	sum := parts.get(0, wL)
+	for w := 1; w < p; w++ {
+		for i, v := range parts.get(w, wL) {
+			sum[i] += v
+		}
+	}
+	for tap := 0; tap < 9; tap++ {
+		for co := 0; co < l.Cout; co++ {
+			for ci := 0; ci < l.Cin; ci++ {
+				v := sum[(tap*l.Cout+co)*l.Cin+ci]
+				if l.kind == kindConv {
+					dw[(co*l.Cin+ci)*9+tap] = v
+				} else {
+					dw[(ci*l.Cout+co)*9+tap] = v
+				}
+			}
+		}
+	}
+}
+
+// inputGradFastT computes a transposed convolution's input gradient.
+func (l layer) inputGradFastT(gz, packed, dx []float32, n int, bufs *scratch) {
+	pg := l.padGeom()
+	inL, outL := l.inLen(), l.outLen()
+	p := workers(n)
+	bufs.reserve(2 * p)
+	parallel(n, func(worker, lo, hi int) {
+		dxp := bufs.get(worker, l.Cin*pg.chStride)
+		gg := bufs.get(p+worker, l.Cout*pg.gridLen)
+		for i := lo; i < hi; i++ {
+			clear(dxp)
+			for ph, taps := range convTPhases {
+				l.gridOf(gz[i*outL:(i+1)*outL], gg, pg, ph)
+				for _, t := range taps {
+					off := t[1]*pg.pw + t[2]
+					sgemm(true, false, l.Cin, pg.gridLen, l.Cout, packed[t[0]*l.Cout*l.Cin:], l.Cin, gg, pg.gridLen, 1, dxp[off:], pg.chStride)
+				}
+			}
+			di := dx[i*inL : (i+1)*inL]
+			for c := 0; c < l.Cin; c++ {
+				for h := 0; h < l.H; h++ {
+					copy(di[(c*l.H+h)*l.W:][:l.W], dxp[c*pg.chStride+(h+pg.top)*pg.pw+pg.top:][:l.W])
+				}
+			}
+		}
+	})
+}

@@ -80,6 +80,7 @@ type Training struct {
 	NoiseFactor   float64   `json:"noise_factor"`
 	Seed          int64     `json:"seed"`
 	Threads       int       `json:"threads"`
+	SGEMM         string    `json:"sgemm,omitempty"` // matrix-multiply backend of the build
 	TrainLoss     []float64 `json:"train_loss"`
 	ValLoss       []float64 `json:"validation_loss"`
 	Seconds       float64   `json:"seconds"`

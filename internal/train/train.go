@@ -127,6 +127,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			NoiseFactor:  cfg.Noise,
 			Seed:         cfg.Seed,
 			Threads:      runtime.GOMAXPROCS(0),
+			SGEMM:        model.SGEMMBackend,
 			GoVersion:    runtime.Version(),
 		},
 	}
