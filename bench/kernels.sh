@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Kernel benchmarks in one run: inference (encode, decode, full) at batch 1, 8,
+# 64 and 256 for both models, training, and this build's SGEMM ceiling, as a
+# markdown table with effective GFLOP/s as a share of the measured ceiling.
+#
+#   bench/kernels.sh                 # OpenBLAS build (needs libopenblas-dev)
+#   TAGS= bench/kernels.sh           # pure-Go build
+#   BENCHTIME=2s COUNT=3 bench/kernels.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TAGS=${TAGS-openblas}
+BENCHTIME=${BENCHTIME:-1s}
+COUNT=${COUNT:-1}
+out=bench/out
+mkdir -p "$out"
+raw="$out/kernels-${TAGS:-gonum}.txt"
+
+echo "# go test -tags '$TAGS' -bench 'Infer|Train|SGEMM' -benchtime $BENCHTIME -count $COUNT -benchmem ./internal/model" >&2
+echo "# $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+go test -tags "$TAGS" -run '^$' -bench 'Infer|Train|SGEMM' -benchtime "$BENCHTIME" -count "$COUNT" -benchmem ./internal/model | tee "$raw" >&2
+
+# Medians over -count runs; the ceiling is the best SGEMM figure of this run.
+awk '
+function metric(name,   i) { for (i = 3; i < NF; i++) if ($(i+1) == name) return $i; return "" }
+/^BenchmarkSGEMM/ { g = metric("GFLOP/s"); if (g > ceil) ceil = g; next }
+/^BenchmarkInfer|^BenchmarkTrain/ {
+  name = $1; sub(/-[0-9]+$/, "", name)
+  n[name]++; ips[name, n[name]] = metric("images/s"); gf[name] = metric("GFLOP/s")
+  al[name] = metric("allocs/op"); by[name] = metric("B/op"); ns[name] = metric("ns/op")
+  if (!(name in seen)) { seen[name] = 1; order[++k] = name }
+}
+END {
+  printf "SGEMM ceiling (best of this run): %.1f GFLOP/s\n\n", ceil
+  print "| benchmark | images/s | ms/batch | effective GFLOP/s | of ceiling | allocs/op | B/op |"
+  print "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for (j = 1; j <= k; j++) {
+    name = order[j]; m = n[name]
+    # median of the images/s samples (insertion sort, m is small)
+    for (a = 1; a <= m; a++) v[a] = ips[name, a]
+    for (a = 2; a <= m; a++) { x = v[a]; b = a - 1; while (b > 0 && v[b] > x) { v[b+1] = v[b]; b-- } v[b+1] = x }
+    med = (m % 2) ? v[(m+1)/2] : (v[m/2] + v[m/2+1]) / 2
+    g = gf[name]; share = (g != "" && ceil > 0) ? sprintf("%.0f%%", 100 * g / ceil) : "–"
+    if (g == "") g = "–"; else g = sprintf("%.1f", g)
+    printf "| %s | %.0f | %.3f | %s | %s | %s | %s |\n", name, med, ns[name] / 1e6, g, share, al[name], by[name]
+  }
+}' "$raw" | tee "$out/kernels-${TAGS:-gonum}.md"
