@@ -158,13 +158,21 @@ def cmd_hey_parse(path):
     print(json.dumps(hey_parse(path)))
 
 
-def cmd_record(raw, server, scenario, conns, cpu_ticks, hz, hwm_kib, results):
-    """Appends one measurement (hey summary + server CPU and VmHWM) to RESULTS (JSON lines)
-    and prints a one-line summary."""
+def children_cpu_s(times_file):
+    """User + system seconds of waited-for children, from bash's `times` output (line 2)."""
+    with open(times_file) as f:
+        line = f.read().splitlines()[1]
+    return sum(int(m) * 60 + float(s) for m, s in re.findall(r"(\d+)m([\d.]+)s", line))
+
+
+def cmd_record(raw, server, scenario, conns, cpu_ticks, hz, hwm_kib, results, times0, times1):
+    """Appends one measurement (hey summary, server CPU and VmHWM, hey's CPU) to RESULTS
+    (JSON lines) and prints a one-line summary."""
     r = hey_parse(raw)
     cpu_s = int(cpu_ticks) / int(hz)
     r.update(server=server, scenario=scenario, conns=int(conns), vm_hwm_kib=int(hwm_kib), cpu_s=cpu_s,
-             cpu_ms_per_req=1000 * cpu_s / r["responses"] if r["responses"] else None)
+             cpu_ms_per_req=1000 * cpu_s / r["responses"] if r["responses"] else None,
+             hey_cpu_s=children_cpu_s(times1) - children_cpu_s(times0))
     with open(results, "a") as f:
         f.write(json.dumps(r) + "\n")
     if r["rps"] is None or r["p50_ms"] is None:
@@ -172,7 +180,8 @@ def cmd_record(raw, server, scenario, conns, cpu_ticks, hz, hwm_kib, results):
         return
     print(f"{server:8} {scenario:18} c={conns:<3} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  "
           f"p99 {r['p99_ms']:7.1f} ms  errors {r['non2xx'] + r['errors']}  "
-          f"server CPU {1000 * cpu_s / r['total_s'] / 1000:.2f} cores  HWM {int(hwm_kib) // 1024} MiB")
+          f"CPU: server {cpu_s / r['total_s']:.2f}, hey {r['hey_cpu_s'] / r['total_s']:.2f} cores  "
+          f"HWM {int(hwm_kib) // 1024} MiB")
 
 
 def cmd_meta(out, loadavg, duration, warmup, git, checks_dir, rss_dir):
@@ -186,6 +195,7 @@ def cmd_meta(out, loadavg, duration, warmup, git, checks_dir, rss_dir):
         "loadavg_before": loadavg, "duration": duration, "warmup": warmup, "git": git,
         "versions": {k[len("VERSION_"):].lower().replace("_", "-"): v
                      for k, v in sorted(os.environ.items()) if k.startswith("VERSION_")},
+        "settings": {k[len("SETTING_"):].lower(): v for k, v in sorted(os.environ.items()) if k.startswith("SETTING_")},
         "rss": {}, "check": {},
     }
     for name in sorted(os.listdir(rss_dir)) if os.path.isdir(rss_dir) else []:
@@ -226,7 +236,12 @@ def cmd_table(results_path, meta_path):
     w = out.append
     w(f"Run {meta['run']} · {meta['date']} · {meta['nproc']} × {meta['cpu']} · load average before: {meta['loadavg_before']}")
     w(f"· each cell: hey -z {meta['duration']} after a {meta['warmup']} warm-up at the same concurrency, keep-alive, one 28×28 digit per request")
-    w(f"· aeserve {meta['git']} built with `-tags openblas`, defaults (max batch {meta.get('go_max_batch', '64')}, max wait {meta.get('go_max_wait', '2ms')}), access log off everywhere")
+    w(f"· aeserve {meta['git']} (`-tags openblas` unless prebuilt), default flags but `--log-level warn`: access logs off on all three servers")
+    st = meta.get("settings", {})
+    w(f"· FastAPI: 1 uvicorn worker, torch threads {st.get('torch_threads', '?')}, inference in the thread pool; "
+      f"Node: ONNX Runtime intra-op threads {st.get('node_threads', '?')}, one session.run per request")
+    v = meta.get("versions", {})
+    w("· " + ", ".join(f"{k} {val}" for k, val in v.items()))
     w("")
     head = "| request | conns |"
     rule = "| --- | ---: |"
@@ -261,14 +276,20 @@ def cmd_table(results_path, meta_path):
     w("")
     w("errors = non-2xx responses + transport errors reported by hey. hey prints latencies to 0.1 ms.")
     w("")
-    w(f"| server | peak RSS (VmHWM) | server CPU per request, ms ({' / '.join(map(str, conns))} conns, denoise multipart) | output vs Go (max grey-level diff) |")
-    w("| --- | ---: | ---: | --- |")
+    cmax = max(conns)
+    w(f"| server | peak RSS (VmHWM) | server CPU per request, ms ({' / '.join(map(str, conns))} conns) "
+      f"| cores busy at {cmax} conns: server + hey | output vs Go (max grey-level diff) |")
+    w("| --- | ---: | ---: | ---: | --- |")
     for key, label in present:
         rss = meta.get("rss", {}).get(key)
+        sc0 = next((sc for sc, _ in SCENARIOS if (key, sc, cmax) in res), None)
         cpu = []
         for c in conns:
-            r = res.get((key, "denoise-multipart", c))
+            r = res.get((key, sc0, c))
             cpu.append("–" if not r or r.get("cpu_ms_per_req") is None else f"{r['cpu_ms_per_req']:.2f}")
+        r = res.get((key, sc0, cmax))
+        busy = "–" if not r or not r.get("total_s") else \
+            f"{r['cpu_s'] / r['total_s']:.2f} + {r.get('hey_cpu_s', 0) / r['total_s']:.2f}"
         chk = meta.get("check", {}).get(key)
         if key == "go":
             chk_s = "reference"
@@ -278,7 +299,10 @@ def cmd_table(results_path, meta_path):
             d = chk["max_abs_diff_grey_levels"]
             chk_s = ("OK" if chk["ok"] else "**MISMATCH**") + f" ({chk['digits']} digits: " + \
                 ", ".join(f"{k} {v}" for k, v in d.items()) + ")"
-        w(f"| {label} | {'–' if rss is None else f'{rss / 1024:.0f} MiB'} | {' / '.join(cpu)} | {chk_s} |")
+        w(f"| {label} | {'–' if rss is None else f'{rss / 1024:.0f} MiB'} | {' / '.join(cpu)} | {busy} | {chk_s} |")
+    w("")
+    w("CPU columns: the first scenario measured (denoise multipart in a full run); server CPU from "
+      "/proc/PID/stat (all threads), hey's from the shell's child times; 2 cores in all.")
     print("\n".join(out))
 
 

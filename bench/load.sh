@@ -9,8 +9,10 @@
 #
 # Environment: DURATION (10s) and WARMUP (2s) per cell, CONNS ("1 16 64"), SERVERS
 # ("go fastapi node"), SCENARIOS ("denoise-multipart denoise-raw decode"), OUT (bench/out),
+# TORCH_THREADS (2, FastAPI peer), NODE_THREADS (1, ONNX Runtime intra-op threads, Node peer),
 # SKIP_INSTALL=1 to never run apt-get/npm, REQUIRE_IDLE=1 to refuse to start when the
-# 1-minute load average is 0.5 or more.
+# 1-minute load average is 0.5 or more, AESERVE_REV=<git rev> to build that commit (via git
+# archive) instead of the working tree, AESERVE_BIN=path to benchmark a prebuilt server, DEADLINE (600) seconds after which the whole run is aborted.
 #
 # Writes bench/out/<run>/{table.md,results.jsonl,meta.json,raw/*.txt,logs/*} and points
 # bench/out/latest at it. Exits 1 if a peer's output differs from the Go server's by more than
@@ -25,10 +27,12 @@ CONNS=${CONNS:-"1 16 64"}
 SERVERS=${SERVERS:-"go fastapi node"}
 SCENARIOS=${SCENARIOS:-"denoise-multipart denoise-raw decode"}
 OUT=${OUT:-$BENCH_DIR/out}
+TORCH_THREADS=${TORCH_THREADS:-2} # torch.set_num_threads in the FastAPI peer
+NODE_THREADS=${NODE_THREADS:-1}   # ONNX Runtime intra-op threads in the Node peer (1 measured best, see README)
 PY=/usr/bin/python3 # Debian's Python, whatever python3 is first in PATH (pyenv, venvs)
 DIGITS=8            # checked against the Go server; the first one is the load request
 BOUNDARY=aeservebench7d1f0c
-DEADLINE=${DEADLINE:-900} # seconds: the whole run is aborted past this
+DEADLINE=${DEADLINE:-600} # seconds: the whole run is aborted past this
 
 [[ $DURATION =~ ^[0-9]+s$ && $WARMUP =~ ^[0-9]+s$ ]] || { echo "DURATION and WARMUP are whole seconds, e.g. 10s" >&2; exit 2; }
 
@@ -125,9 +129,9 @@ start_server() { # NAME PORT; sets SERVER_PID
     go)
       spawn "$BIN/aeserve" --addr "127.0.0.1:$port" --weights "$RUN/weights" --log-level warn ;;
     fastapi)
-      spawn env -C "$BENCH_DIR/peers" "$PY" fastapi_server.py --weights "$RUN/weights/denoise" --port "$port" --threads 2 ;;
+      spawn env -C "$BENCH_DIR/peers" "$PY" fastapi_server.py --weights "$RUN/weights/denoise" --port "$port" --threads "$TORCH_THREADS" ;;
     node)
-      spawn env -C "$BENCH_DIR/peers/node" node server.js --models "$RUN/onnx" --port "$port" --threads 2 ;;
+      spawn env -C "$BENCH_DIR/peers/node" node server.js --models "$RUN/onnx" --port "$port" --threads "$NODE_THREADS" ;;
   esac >"$RUN/logs/$name.log" 2>&1
   SERVER_PID=$SPAWNED
   wait_ready "http://127.0.0.1:$port" "$name" "$SERVER_PID"
@@ -150,11 +154,14 @@ measure() {
     for c in $CONNS; do
       raw=$RUN/raw/$name-$sc-c$c.txt
       timeout 60 hey -z "$WARMUP" -c "$c" -m POST -T "$ctype" -D "$body" "$url$route" >/dev/null
+      # `times` (this shell's waited-for children) before and after gives hey's own CPU time.
+      times >"$RUN/raw/.times0"
       t0=$(cpu_ticks "$SERVER_PID")
       timeout $((${DURATION%s} + 60)) hey -z "$DURATION" -c "$c" -m POST -T "$ctype" -D "$body" "$url$route" >"$raw"
       t1=$(cpu_ticks "$SERVER_PID")
+      times >"$RUN/raw/.times1"
       log "$("$PY" "$BENCH_DIR/benchtool.py" record "$raw" "$name" "$sc" "$c" $((t1 - t0)) "$(getconf CLK_TCK)" \
-        "$(vm_hwm_kib "$SERVER_PID")" "$RUN/results.jsonl")"
+        "$(vm_hwm_kib "$SERVER_PID")" "$RUN/results.jsonl" "$RUN/raw/.times0" "$RUN/raw/.times1")"
     done
   done
 }
@@ -178,8 +185,19 @@ main() {
 
   ensure_deps
 
-  log "building aeserve (-tags openblas)"
-  (cd "$REPO" && go build -tags openblas -o "$BIN/aeserve" ./cmd/server)
+  if [[ -n ${AESERVE_BIN:-} ]]; then
+    log "using prebuilt $AESERVE_BIN"
+    cp "$AESERVE_BIN" "$BIN/aeserve"
+  elif [[ -n ${AESERVE_REV:-} ]]; then
+    # A committed revision, exported without touching the repository (no worktree, no checkout).
+    log "building aeserve $AESERVE_REV (-tags openblas) from git archive"
+    mkdir -p "$RUN/src"
+    (cd "$REPO" && git archive "$AESERVE_REV") | tar -x -C "$RUN/src"
+    (cd "$RUN/src" && go build -tags openblas -o "$BIN/aeserve" ./cmd/server)
+  else
+    log "building aeserve from the working tree (-tags openblas)"
+    (cd "$REPO" && go build -tags openblas -o "$BIN/aeserve" ./cmd/server)
+  fi
   # One snapshot of the weights for all three servers, so a concurrent retrain cannot make
   # them disagree. The Go server wants every model it serves (else it trains on startup).
   cp -r "$REPO/weights" "$RUN/weights"
@@ -229,9 +247,13 @@ main() {
     stop_server "$SERVER_PID"
   done
 
-  local dirty=""
-  [[ -z $(cd "$REPO" && git status --porcelain --untracked-files=no) ]] || dirty=" + uncommitted changes"
-  VERSION_GO=$(go version | cut -d' ' -f3) \
+  local build
+  build="$(cd "$REPO" && git rev-parse --short HEAD)"
+  [[ -z $(cd "$REPO" && git status --porcelain --untracked-files=no) ]] || build+=" + uncommitted changes"
+  [[ -z ${AESERVE_REV:-} ]] || build="$(cd "$REPO" && git rev-parse --short "$AESERVE_REV") (git archive of $AESERVE_REV)"
+  [[ -z ${AESERVE_BIN:-} ]] || build="prebuilt $AESERVE_BIN"
+  SETTING_TORCH_THREADS=$TORCH_THREADS SETTING_NODE_THREADS=$NODE_THREADS \
+    VERSION_GO=$(go version | cut -d' ' -f3) \
     VERSION_HEY=$(dpkg-query -W -f='${Version}' hey 2>/dev/null || echo '?') \
     VERSION_TORCH=$("$PY" -c 'import torch; print(torch.__version__)') \
     VERSION_FASTAPI=$("$PY" -c 'import fastapi; print(fastapi.__version__)') \
@@ -239,7 +261,7 @@ main() {
     VERSION_NODE=$(node --version) \
     VERSION_ONNXRUNTIME_NODE=$(cd "$BENCH_DIR/peers/node" && node -p 'require("onnxruntime-node/package.json").version') \
     "$PY" "$BENCH_DIR/benchtool.py" meta "$RUN/meta.json" "$load_before" "$DURATION" "$WARMUP" \
-    "$(cd "$REPO" && git rev-parse --short HEAD)$dirty" "$RUN/checks" "$RUN/rss"
+    "$build" "$RUN/checks" "$RUN/rss"
   "$PY" "$BENCH_DIR/benchtool.py" table "$RUN/results.jsonl" "$RUN/meta.json" >"$RUN/table.md"
   echo
   cat "$RUN/table.md"

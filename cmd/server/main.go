@@ -102,12 +102,16 @@ func parseOptions(args []string, getenv func(string) string, usage io.Writer) (*
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "largest request body")
 	fs.IntVar(&c.MaxImages, "max-images", server.DefaultMaxImages, "most images (or latent rows) per request")
 	fs.IntVar(&c.MaxPixels, "max-pixels", server.DefaultMaxPixels, "most pixels an input PNG may declare (fit=true takes any size up to this)")
+	fs.IntVar(&c.MaxRequestPixels, "max-request-pixels", server.DefaultMaxRequestPixels,
+		"most pixels the input PNGs of one request may declare together (checked from their headers before decoding; at least --max-pixels)")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", server.DefaultRequestTimeout, "deadline of a request, queueing included")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", server.DefaultReadHeaderTimeout, "http.Server ReadHeaderTimeout")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", server.DefaultReadTimeout, "http.Server ReadTimeout")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 0, "http.Server WriteTimeout (0: request timeout + 15s)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", server.DefaultIdleTimeout, "http.Server IdleTimeout")
-	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "after SIGTERM, keep accepting for this long with /readyz at 503, so load balancers notice")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", 0,
+		"after SIGTERM, keep accepting for this long with /readyz at 503 and every response closing its connection, "+
+			"so load balancers notice and keep-alive clients reconnect (a few seconds behind a load balancer)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "longest wait for in-flight and queued requests on shutdown")
 	fs.StringVar(&o.logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	fs.Usage = func() {
@@ -177,6 +181,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Int("max_batch", o.cfg.Batch.MaxBatch).Dur("max_wait", o.cfg.Batch.MaxWait).
 		Int("queue_size", o.cfg.Batch.QueueSize).Int("workers", o.cfg.Batch.Workers).
 		Int64("max_body_bytes", o.cfg.MaxBodyBytes).Int("max_images", o.cfg.MaxImages).Int("max_pixels", o.cfg.MaxPixels).
+		Int("max_request_pixels", o.cfg.MaxRequestPixels).
 		Dur("request_timeout", o.cfg.RequestTimeout).Msg("starting")
 
 	// Weights that exist are checked before anything listens: a corrupt file

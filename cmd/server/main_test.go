@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"io/fs"
 	"net/http"
@@ -36,6 +37,20 @@ func TestFlagPrecedence(t *testing.T) {
 		!o.download || o.cfg.Batch.QueueSize != 1024 {
 		t.Errorf("options %+v", o)
 	}
+	if o.cfg.MaxRequestPixels != 16_000_000 {
+		t.Errorf("max request pixels %d, want the default 16000000", o.cfg.MaxRequestPixels)
+	}
+	o, err = parseOptions([]string{"--max-request-pixels", "5000000"}, env(map[string]string{"AESERVE_MAX_REQUEST_PIXELS": "6000000"}), io.Discard)
+	if err != nil || o.cfg.MaxRequestPixels != 5_000_000 {
+		t.Errorf("--max-request-pixels: %v, %d", err, o.cfg.MaxRequestPixels)
+	}
+	o, err = parseOptions(nil, env(map[string]string{"AESERVE_MAX_REQUEST_PIXELS": "6000000"}), io.Discard)
+	if err != nil || o.cfg.MaxRequestPixels != 6_000_000 {
+		t.Errorf("AESERVE_MAX_REQUEST_PIXELS: %v, %d", err, o.cfg.MaxRequestPixels)
+	}
+	if err := run(t.Context(), []string{"--max-request-pixels", "1000", "--max-pixels", "2000"}, env(nil), io.Discard); !errors.Is(err, errUsage) {
+		t.Errorf("a request budget below the per-image limit: %v, want a usage error", err)
+	}
 	if _, err := parseOptions(nil, env(map[string]string{"AESERVE_MAX_IMAGES": "many"}), io.Discard); err == nil ||
 		!strings.Contains(err.Error(), "AESERVE_MAX_IMAGES") {
 		t.Errorf("bad env value: %v", err)
@@ -51,12 +66,14 @@ type logSink struct {
 	lines []map[string]any
 	addr  chan string
 	pw    *io.PipeWriter
+	done  chan struct{} // closed when the reader has parsed everything
 }
 
 func newLogSink() *logSink {
 	pr, pw := io.Pipe()
-	s := &logSink{addr: make(chan string, 1), pw: pw}
+	s := &logSink{addr: make(chan string, 1), pw: pw, done: make(chan struct{})}
 	go func() {
+		defer close(s.done)
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
@@ -73,6 +90,13 @@ func newLogSink() *logSink {
 		}
 	}()
 	return s
+}
+
+// drain waits until every line written so far is parsed: a write to the
+// pipe returns once the reader has the bytes, not once it has parsed them.
+func (s *logSink) drain() {
+	s.pw.Close()
+	<-s.done
 }
 
 func (s *logSink) has(msg string) bool {
@@ -122,6 +146,7 @@ func TestRunServesAndStops(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("run after shutdown: %v", err)
 	}
+	sink.drain()
 	for _, msg := range []string{"starting", "weights loaded", "ready", "shut down"} {
 		if !sink.has(msg) {
 			t.Errorf("no %q log line", msg)
@@ -207,9 +232,10 @@ func TestTrainOnStartup(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Logf("/readyz answered 503 while training: %v", saw503)
-	if !sink.has("trained on startup") {
-		t.Error("no training log line")
+	// Loading MNIST alone takes longer than the first probe, so the server
+	// must have been seen not ready.
+	if !saw503 {
+		t.Error("/readyz never answered 503 while training")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "denoise", "manifest.json")); err != nil {
 		t.Errorf("trained weights not written: %v", err)
@@ -220,5 +246,9 @@ func TestTrainOnStartup(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	sink.drain()
+	if !sink.has("trained on startup") {
+		t.Error("no training log line")
 	}
 }

@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,40 +91,56 @@ func mustReconstructAlone(t *testing.T, img []byte) []byte {
 }
 
 // A full queue sheds at once with 503 and Retry-After; the requests already
-// queued are still answered.
+// queued are still answered. Image routes shed before decoding anything
+// (Server.reserve); /v1/decode, whose body is the latent itself, when the
+// batcher refuses it (batch.ErrQueueFull), which stays the final word.
 func TestQueueFull(t *testing.T) {
-	g := newGate()
-	e := newEnv(t, g.option, func(c *Config) {
-		c.Batch.MaxBatch = 1
-		c.Batch.QueueSize = 2
-		c.MaxImages = 2
-	})
 	img := mustPNG(t, 14)
-	b := e.batcher("conv", model.Encoder)
-	var wg sync.WaitGroup
-	held := make([]*reply, 3)
-	for i := range held {
-		wg.Go(func() { held[i] = e.post("/v1/encode", ctPNG, img) })
-		// One in the worker, then two queued: admitted one at a time so the
-		// count is exact.
-		waitFor(t, "request to be admitted", func() bool { return b.Stats().Pending == i+1 })
-	}
-	r := e.post("/v1/encode", ctPNG, img)
-	wantStatus(t, r, http.StatusServiceUnavailable)
-	if p := r.problem(t); p.Type != ProblemTypeBase+kindOverloaded {
-		t.Errorf("type %s", p.Type)
-	}
-	if ra, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || ra < 1 {
-		t.Errorf("Retry-After %q", r.Header.Get("Retry-After"))
-	}
-	// Other halves have their own queues.
-	g.release()
-	wg.Wait()
-	for _, r := range held {
-		wantStatus(t, r, http.StatusOK)
-	}
-	if !strings.Contains(e.get("/metrics").String(), `aeserve_batch_shed_total{half="encoder",model="conv",reason="queue_full"} 1`) {
-		t.Error("the shed request is not in the metrics")
+	latent := latentBinary(t, encodeLatentOK(t))
+	for _, tc := range []struct {
+		name   string
+		half   model.Half
+		send   func(e *env) *reply
+		metric string
+	}{
+		{"encode", model.Encoder, func(e *env) *reply { return e.post("/v1/encode", ctPNG, img) },
+			`aeserve_admission_shed_total{half="encoder",model="conv"} 1`},
+		{"decode", model.Decoder, func(e *env) *reply { return e.post("/v1/decode", ctBinary, latent) },
+			`aeserve_batch_shed_total{half="decoder",model="conv",reason="queue_full"} 1`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGate()
+			e := newEnv(t, g.option, func(c *Config) {
+				c.Batch.MaxBatch = 1
+				c.Batch.QueueSize = 2
+				c.MaxImages = 2
+			})
+			b := e.batcher("conv", tc.half)
+			var wg sync.WaitGroup
+			held := make([]*reply, 3)
+			for i := range held {
+				wg.Go(func() { held[i] = tc.send(e) })
+				// One in the worker, then two queued: admitted one at a time so the
+				// count is exact.
+				waitFor(t, "request to be admitted", func() bool { return b.Stats().Pending == i+1 })
+			}
+			r := tc.send(e)
+			wantStatus(t, r, http.StatusServiceUnavailable)
+			if p := r.problem(t); p.Type != ProblemTypeBase+kindOverloaded {
+				t.Errorf("type %s", p.Type)
+			}
+			if ra, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || ra < 1 {
+				t.Errorf("Retry-After %q", r.Header.Get("Retry-After"))
+			}
+			g.release()
+			wg.Wait()
+			for _, r := range held {
+				wantStatus(t, r, http.StatusOK)
+			}
+			if !strings.Contains(e.get("/metrics").String(), tc.metric) {
+				t.Errorf("the shed request is not in the metrics as %s", tc.metric)
+			}
+		})
 	}
 }
 
@@ -260,4 +279,160 @@ func TestGracefulShutdown(t *testing.T) {
 	if !sawShutdown {
 		t.Error("no shutdown log line")
 	}
+}
+
+// Keep-alive clients sending continuously through a drain lose nothing.
+// Every answer from the start of the drain carries Connection: close, so
+// each client opens a new connection for its next request instead of
+// reusing one the server is about to close; only when the drain delay ends
+// does the listener close. So a request fails only if it was never sent on
+// an established connection: its connection was refused or reset before
+// the server accepted it, which the server's log confirms.
+//
+// The delay is ended by the test (drainWait) once every client has been
+// answered with Connection: close, which is what a delay of a few seconds
+// achieves in production (see the README): clients that keep a connection
+// idle for the whole delay can still race its closing, as with any
+// keep-alive connection a server closes.
+func TestDrainKeepAliveClients(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.DrainDelay = time.Hour }) // ended by drainWait
+	e.ts.Close()                                                 // Serve runs its own listener below
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ts.URL = "http://" + ln.Addr().String()
+
+	const clients = 8
+	var (
+		drainSeen atomic.Bool // set once the server drains: later requests must be told to close
+		delayOver atomic.Bool
+		told      [clients]atomic.Bool  // client answered with Connection: close to a request sent while draining
+		answered  [clients]atomic.Int32 // answers per client
+	)
+	allTold := func() bool {
+		for i := range told {
+			if !told[i].Load() {
+				return false
+			}
+		}
+		return true
+	}
+	e.s.drainWait = func(time.Duration) {
+		deadline := time.Now().Add(guard)
+		for !allTold() && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if !allTold() {
+			t.Error("not every keep-alive client was told to close its connection during the drain delay")
+		}
+		delayOver.Store(true)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- e.s.Serve(ctx, ln) }()
+	wantStatus(t, e.get("/readyz"), http.StatusOK)
+
+	type outcome struct {
+		id                   string
+		reused, sentDraining bool
+		status               int
+		closeConn            bool
+		err                  error
+		afterDelay           bool
+	}
+	results := make([][]outcome, clients)
+	img := mustPNG(t, 26)
+	var wg sync.WaitGroup
+	for c := range clients {
+		tr := &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}
+		defer tr.CloseIdleConnections()
+		client := &http.Client{Transport: &validatingTransport{t: t, next: tr}}
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				o := outcome{id: fmt.Sprintf("keepalive-%d-%d", c, i), sentDraining: drainSeen.Load()}
+				req := e.request(http.MethodPost, "/v1/reconstruct", ctPNG, img, HeaderRequestID, o.id)
+				req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+					GotConn: func(info httptrace.GotConnInfo) { o.reused = info.Reused },
+				}))
+				resp, err := client.Do(req)
+				o.err = err
+				if err == nil {
+					resp.Body.Close()
+					o.status, o.closeConn = resp.StatusCode, resp.Close
+					answered[c].Add(1)
+					if o.sentDraining && o.closeConn {
+						told[c].Store(true)
+					}
+				} else {
+					o.afterDelay = delayOver.Load()
+				}
+				results[c] = append(results[c], o)
+				if err != nil || i > 100_000 {
+					return // the listener has closed (or something is badly wrong)
+				}
+			}
+		})
+	}
+	// Every client is on a warm keep-alive connection before the drain.
+	waitFor(t, "every client to be answered twice", func() bool {
+		for i := range answered {
+			if answered[i].Load() < 2 {
+				return false
+			}
+		}
+		return true
+	})
+	stop()
+	waitFor(t, "the drain to start", e.s.closing.Load)
+	drainSeen.Store(true)
+	wg.Wait()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(guard):
+		t.Fatal("Serve did not return")
+	}
+
+	accepted := map[string]bool{}
+	for _, l := range e.logs.lines() {
+		if id, ok := l["request_id"].(string); ok && l["message"] == "request" {
+			accepted[id] = true
+		}
+	}
+	var total, reused, failed int
+	for c := range results {
+		for _, o := range results[c] {
+			total++
+			if o.reused {
+				reused++
+			}
+			switch {
+			case o.err != nil:
+				failed++
+				if o.reused {
+					t.Errorf("%s: failed on a reused keep-alive connection: %v", o.id, o.err)
+				}
+				if accepted[o.id] {
+					t.Errorf("%s: accepted by the server, but the client got %v", o.id, o.err)
+				}
+				if !o.afterDelay {
+					t.Errorf("%s: failed before the listener closed: %v", o.id, o.err)
+				}
+			case o.status != http.StatusOK:
+				t.Errorf("%s: status %d", o.id, o.status)
+			case o.sentDraining && !o.closeConn:
+				t.Errorf("%s: answered during the drain without Connection: close", o.id)
+			}
+		}
+	}
+	if reused == 0 {
+		t.Error("no request reused a connection: keep-alive was not exercised")
+	}
+	if failed != clients {
+		t.Errorf("%d requests failed, want one per client (its first after the listener closed)", failed)
+	}
+	t.Logf("%d requests, %d on reused connections, %d refused after the listener closed", total, reused, failed)
 }

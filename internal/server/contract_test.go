@@ -50,6 +50,12 @@ func TestRoutesMatchSpec(t *testing.T) {
 			t.Errorf("in openapi.yaml but not served: %s", r)
 		}
 	}
+	// RFC 9110 §9.3.2: whatever answers GET answers HEAD.
+	for r := range served {
+		if route, ok := strings.CutPrefix(r, http.MethodGet+" "); ok && !served[http.MethodHead+" "+route] {
+			t.Errorf("GET %s is served but HEAD %s is not", route, route)
+		}
+	}
 	keys := make([]string, 0, len(served))
 	for k := range served {
 		keys = append(keys, k)
@@ -87,6 +93,10 @@ func TestValidatorCatchesDrift(t *testing.T) {
 		{"image answer without X-Model", "POST", "/v1/reconstruct", 200, ctPNG, "png", nil},
 		{"405 that is not a problem", "PUT", "/v1/models", 405, "text/plain", "no", http.Header{"Allow": {"GET"}}},
 		{"405 without Allow", "PUT", "/v1/models", 405, ctProblem, fmt.Sprintf(problem, 405), nil},
+		{"HEAD with a body", "HEAD", "/healthz", 200, ctJSON, `{"status":"ok"}`, nil},
+		{"HEAD with an undocumented status", "HEAD", "/healthz", 404, ctProblem, "", nil},
+		{"HEAD with an undocumented media type", "HEAD", "/v1/models", 200, "text/html", "", nil},
+		{"HEAD without X-Model", "HEAD", "/v1/models/conv", 200, ctJSON, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &recordingTB{TB: t}

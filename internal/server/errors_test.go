@@ -217,8 +217,8 @@ func TestAllowHeader(t *testing.T) {
 	}
 	r = e.post("/v1/models/conv", ctJSON, []byte("{}"))
 	wantStatus(t, r, http.StatusMethodNotAllowed)
-	if got := r.Header.Get("Allow"); got != "GET" {
-		t.Errorf("Allow %q, want GET", got)
+	if got := r.Header.Get("Allow"); got != "GET, HEAD" {
+		t.Errorf("Allow %q, want GET, HEAD", got)
 	}
 	if !strings.Contains(e.get("/metrics").String(), `route="/v1/models/{name}"`) {
 		t.Error("405 not counted under its route pattern")

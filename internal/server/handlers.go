@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -20,13 +24,13 @@ import (
 
 // pick resolves ?model= (or def) to a loaded model and records it for the
 // response headers, logs and metrics.
-func (s *Server) pick(r *http.Request, def string) (*served, error) {
+func (s *Server) pick(r *http.Request, q query, def string) (*served, error) {
 	set, err := s.loaded()
 	if err != nil {
 		return nil, err
 	}
-	name := r.URL.Query().Get("model")
-	if name == "" {
+	name, ok := q["model"]
+	if !ok {
 		name = def
 	}
 	sv := set.byName[name]
@@ -45,8 +49,12 @@ func (sv *served) batcher(h model.Half) (*batch.Batcher, error) {
 	return b, nil
 }
 
-func (s *Server) encode(r *http.Request) (*response, error) {
-	sv, err := s.pick(r, DefaultModel)
+func (s *Server) encode(r *http.Request, q query) (*response, error) {
+	fit, err := boolParam(q, "fit")
+	if err != nil {
+		return nil, err
+	}
+	sv, err := s.pick(r, q, DefaultModel)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +69,7 @@ func (s *Server) encode(r *http.Request) (*response, error) {
 	if err != nil {
 		return nil, err
 	}
-	px, n, err := s.readImages(r)
+	px, n, err := s.readImages(r, sv, model.Encoder, fit)
 	if err != nil {
 		return nil, err
 	}
@@ -87,17 +95,21 @@ func (s *Server) encode(r *http.Request) (*response, error) {
 	return jsonResponse(l)
 }
 
-func (s *Server) reconstruct(r *http.Request) (*response, error) {
-	return s.imagesToImages(r, DefaultModel)
+func (s *Server) reconstruct(r *http.Request, q query) (*response, error) {
+	return s.imagesToImages(r, q, DefaultModel)
 }
 
-func (s *Server) denoise(r *http.Request) (*response, error) {
-	return s.imagesToImages(r, DefaultDenoiseModel)
+func (s *Server) denoise(r *http.Request, q query) (*response, error) {
+	return s.imagesToImages(r, q, DefaultDenoiseModel)
 }
 
 // imagesToImages runs the full model (one graph, encoder then decoder).
-func (s *Server) imagesToImages(r *http.Request, def string) (*response, error) {
-	sv, err := s.pick(r, def)
+func (s *Server) imagesToImages(r *http.Request, q query, def string) (*response, error) {
+	fit, err := boolParam(q, "fit")
+	if err != nil {
+		return nil, err
+	}
+	sv, err := s.pick(r, q, def)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +126,7 @@ func (s *Server) imagesToImages(r *http.Request, def string) (*response, error) 
 	if err != nil {
 		return nil, err
 	}
-	px, n, err := s.readImages(r)
+	px, n, err := s.readImages(r, sv, model.Full, fit)
 	if err != nil {
 		return nil, err
 	}
@@ -134,12 +146,12 @@ func (s *Server) imagesToImages(r *http.Request, def string) (*response, error) 
 // latentTypes are the request media types of /v1/decode.
 var latentTypes = []string{ctJSON, ctBinary}
 
-func (s *Server) decode(r *http.Request) (*response, error) {
+func (s *Server) decode(r *http.Request, q query) (*response, error) {
 	set, err := s.loaded()
 	if err != nil {
 		return nil, err
 	}
-	want := r.URL.Query().Get("model")
+	want := q["model"]
 	if want != "" && set.byName[want] == nil {
 		return nil, unknownModel(want, set.names)
 	}
@@ -151,9 +163,9 @@ func (s *Server) decode(r *http.Request) (*response, error) {
 	if err != nil {
 		return nil, err
 	}
-	body, err := io.ReadAll(r.Body)
+	body, err := readBody(r)
 	if err != nil {
-		return nil, bodyErr("reading the latent", err)
+		return nil, err
 	}
 	l, err := parseLatent(mt, body)
 	if err != nil {
@@ -176,6 +188,12 @@ func (s *Server) decode(r *http.Request) (*response, error) {
 		return nil, tooLarge("latent holds %d images, more than %d per request", n, s.cfg.MaxImages)
 	}
 	if i, ok := l.CheckFinite(); !ok {
+		if mt == ctJSON {
+			// JSON has no NaN or infinity: this was a finite number too large
+			// for float32, which parseLatentData kept as ±Inf.
+			return nil, unprocessable("latent value %d (image %d) is beyond the float32 range (±%.4g); values must be finite",
+				i, i/model.LatentLen, math.MaxFloat32)
+		}
 		return nil, unprocessable("latent value %d (image %d) is %v; values must be finite", i, i/model.LatentLen, l.Data[i])
 	}
 	if n > 1 {
@@ -192,7 +210,23 @@ func (s *Server) decode(r *http.Request) (*response, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Finite values can still be too large for the decoder's arithmetic
+	// (3e38 overflows a sum): that is the latent's fault, not a bug (500).
+	for i := range n {
+		if !allFinite(y[i*model.ImageLen : (i+1)*model.ImageLen]) {
+			return nil, atIndex(i, unprocessable("the latent's values are too large to decode: the output is not finite"))
+		}
+	}
 	return imagesResponse(sv, y, n, ct)
+}
+
+func allFinite(v []float32) bool {
+	for _, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // parseLatent reads either form. Bytes that are not a latent at all are
@@ -206,18 +240,109 @@ func parseLatent(mt string, body []byte) (*api.Latent, error) {
 		}
 		return &l, nil
 	}
+	// Anything but an object is not a latent at all: null would otherwise
+	// decode into the zero Latent and be judged on its (missing) content.
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return nil, malformed("latent JSON: want an object, got %s", jsonKind(t))
+	}
+	// data is read by parseLatentData, so that a number beyond the float32
+	// range is kept as ±Inf (and refused as non-finite, 422) rather than
+	// failing the decoder as if the JSON were malformed.
+	var w struct {
+		api.Latent
+		Data json.RawMessage `json:"data"`
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&l); err != nil {
+	if err := dec.Decode(&w); err != nil {
 		return nil, malformed("latent JSON: %v", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, malformed("latent JSON: data after the object")
 	}
+	l = w.Latent
+	var err error
+	if l.Data, err = parseLatentData(w.Data); err != nil {
+		return nil, err
+	}
 	if err := l.Validate(); err != nil {
 		return nil, unprocessable("%v", err)
 	}
 	return &l, nil
+}
+
+// jsonKind names the JSON value starting t, for messages.
+func jsonKind(t []byte) string {
+	if len(t) == 0 {
+		return "an empty body"
+	}
+	switch t[0] {
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 'n':
+		return "null"
+	case 't', 'f':
+		return "a boolean"
+	case '{':
+		return "an object"
+	}
+	return "a number"
+}
+
+// parseLatentData reads the data array of a JSON latent, which the JSON
+// decoder has already checked to be well-formed JSON. Each number is
+// rounded to float32 as encoding/json would, except that one beyond the
+// float32 range becomes ±Inf instead of an error, so that the caller's
+// finiteness check names it. Anything but a number is malformed.
+func parseLatentData(raw []byte) ([]float32, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil // as encoding/json leaves a missing or null slice
+	}
+	if raw[0] != '[' {
+		return nil, malformed("latent JSON: data is %s, not an array of numbers", jsonKind(raw))
+	}
+	out := make([]float32, 0, bytes.Count(raw, []byte{','})+1)
+	i := skipSpace(raw, 1)
+	if raw[i] == ']' {
+		return out, nil
+	}
+	for {
+		start := i
+		for i < len(raw) && isNumberByte(raw[i]) {
+			i++
+		}
+		if i == start {
+			return nil, malformed("latent JSON: data[%d] is %s, not a number", len(out), jsonKind(raw[i:]))
+		}
+		v, err := strconv.ParseFloat(string(raw[start:i]), 32)
+		if err != nil && !errors.Is(err, strconv.ErrRange) { // ErrRange comes with ±Inf
+			return nil, malformed("latent JSON: data[%d]: %v", len(out), err)
+		}
+		out = append(out, float32(v))
+		i = skipSpace(raw, i)
+		switch raw[i] {
+		case ',':
+			i = skipSpace(raw, i+1)
+		case ']':
+			return out, nil
+		default: // cannot happen in JSON the decoder accepted
+			return nil, malformed("latent JSON: data[%d] is not followed by , or ]", len(out)-1)
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return min(i, len(b)-1) // the closing ] is always there
+}
+
+func isNumberByte(c byte) bool {
+	return '0' <= c && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'
 }
 
 // latentModel finds the model whose weights made l. A latent names its model
@@ -286,7 +411,7 @@ func jsonResponse(v any) (*response, error) {
 	return &response{contentType: ctJSON, body: append(b, '\n')}, nil
 }
 
-func (s *Server) listModels(r *http.Request) (*response, error) {
+func (s *Server) listModels(r *http.Request, _ query) (*response, error) {
 	set, err := s.loaded()
 	if err != nil {
 		return nil, err
@@ -304,12 +429,19 @@ func (s *Server) listModels(r *http.Request) (*response, error) {
 	return jsonResponse(list)
 }
 
-func (s *Server) getModel(r *http.Request) (*response, error) {
+func (s *Server) getModel(r *http.Request, _ query) (*response, error) {
 	set, err := s.loaded()
 	if err != nil {
 		return nil, err
 	}
-	name := chi.URLParam(r, "name")
+	// The router matched on the escaped path (routeOnEscapedPath), so the
+	// parameter is still percent-encoded, and is decoded exactly once here:
+	// /v1/models/%63onv is conv, /v1/models/a%2Fb names "a/b".
+	raw := chi.URLParam(r, "name")
+	name, err := url.PathUnescape(raw)
+	if err != nil { // net/http refuses such paths before any handler runs
+		name = raw
+	}
 	sv := set.byName[name]
 	if sv == nil {
 		return nil, unknownModel(name, set.names)
@@ -369,11 +501,11 @@ type status struct {
 
 // healthz says the process is alive and answering; it never looks at models,
 // so a server training on startup is not restarted for being slow.
-func (s *Server) healthz(*http.Request) (*response, error) {
+func (s *Server) healthz(*http.Request, query) (*response, error) {
 	return jsonResponse(status{Status: "ok"})
 }
 
-func (s *Server) readyz(*http.Request) (*response, error) {
+func (s *Server) readyz(*http.Request, query) (*response, error) {
 	s.mu.Lock()
 	st, waiting := s.state, s.waiting
 	s.mu.Unlock()
@@ -386,7 +518,7 @@ func (s *Server) readyz(*http.Request) (*response, error) {
 	return nil, notReady(waiting)
 }
 
-func (s *Server) openapi(r *http.Request) (*response, error) {
+func (s *Server) openapi(r *http.Request, _ query) (*response, error) {
 	if len(s.cfg.OpenAPI) == 0 {
 		return nil, problemf(http.StatusNotFound, kindNotFound, "this build carries no OpenAPI document")
 	}

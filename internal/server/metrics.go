@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -12,11 +13,30 @@ import (
 // random paths cannot blow up the label cardinality.
 const routeUnmatched = "unmatched"
 
+// methodOther labels requests whose method is not one of RFC 9110's, for
+// the same reason: a method is any token a client cares to send.
+const methodOther = "other"
+
+// methodLabel is the method label of a request: the standard methods as
+// they are (methods are case-sensitive, so "get" is not GET), anything else
+// methodOther.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return methodOther
+}
+
 type httpMetrics struct {
 	requests  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	images    *prometheus.CounterVec
 	modelInfo *prometheus.GaugeVec
+	// admissionShed counts the 503s of Server.reserve, which the batcher
+	// never sees (its own are in aeserve_batch_shed_total).
+	admissionShed *prometheus.CounterVec
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
@@ -35,12 +55,17 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Name: "aeserve_http_images_total",
 			Help: "Images (or latents) in successfully answered requests, by route pattern and model.",
 		}, []string{"route", "model"}),
+		admissionShed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aeserve_admission_shed_total",
+			Help: "Requests answered 503 before their images were decoded, as the model half's queue had no room for them " +
+				"(counting the images of requests still being decoded). The batcher's own sheds are in aeserve_batch_shed_total.",
+		}, []string{"model", "half"}),
 		modelInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "aeserve_model_info",
 			Help: "Models being served (always 1), with their weights' fingerprint and architecture.",
 		}, []string{"model", "fingerprint", "architecture"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.images, m.modelInfo} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.images, m.admissionShed, m.modelInfo} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("server: register metrics: %w", err)
 		}

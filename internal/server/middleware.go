@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -67,23 +69,32 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// statusWriter records what was sent, for the log line and the metrics.
+// statusWriter records what was sent, for the log line and the metrics,
+// and while the server drains (closing) asks the client to close the
+// connection after the response.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
+	closing *atomic.Bool
+	status  int
+	bytes   int64
 }
 
 func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
+	if w.status == 0 && code >= 200 {
 		w.status = code
+		// Decided when the answer goes out, not when the request came in, so
+		// that requests in flight when the drain begins close too. net/http
+		// honours the header: it closes the connection after this response.
+		if w.closing != nil && w.closing.Load() {
+			w.Header().Set("Connection", "close")
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.WriteHeader(http.StatusOK)
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += int64(n)
@@ -105,7 +116,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		}
 		info := &reqInfo{id: id}
 		w.Header().Set(HeaderRequestID, id)
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &statusWriter{ResponseWriter: w, closing: &s.closing}
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
 
 		elapsed := time.Since(start)
@@ -126,8 +137,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			route = routeUnmatched
 		}
 		code := strconv.Itoa(status)
-		s.metrics.requests.WithLabelValues(route, r.Method, code).Inc()
-		s.metrics.duration.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
+		method := methodLabel(r.Method)
+		s.metrics.requests.WithLabelValues(route, method, code).Inc()
+		s.metrics.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
 		modelName := ""
 		if info.model != nil {
 			modelName = info.model.name
@@ -145,20 +157,99 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		default:
 			ev = s.log.Info()
 		}
-		ev = ev.Str("request_id", id).Str("method", r.Method).Str("route", route).Str("path", r.URL.Path).
+		sent := sw.bytes
+		if r.Method == http.MethodHead {
+			sent = 0 // net/http drops the body the handler wrote
+		}
+		ev = ev.Str("request_id", id).Str("method", logMethod(r.Method)).Str("route", route).Str("path", r.URL.Path).
 			Int("status", status).Dur("latency", elapsed).Int("images", info.images).
-			Str("model", modelName).Int64("bytes", sw.bytes).Str("remote", r.RemoteAddr)
+			Str("model", modelName).Int64("bytes", sent).Str("remote", r.RemoteAddr)
 		if p := info.problem; p != nil {
 			ev = ev.Str("problem", p.Kind).Str("detail", p.Detail)
 			if p.Index != nil {
 				ev = ev.Int("index", *p.Index)
 			}
-			if p.Err != nil && status >= 500 {
+			// The cause is logged where the detail hides it: server errors, and
+			// the connection failures behind 408 and 499.
+			if p.Err != nil && (status >= 500 || status == http.StatusRequestTimeout || status == StatusClientClosed) {
 				ev = ev.AnErr("error", p.Err)
 			}
 		}
 		ev.Msg("request")
 	})
+}
+
+// maxLogMethod bounds what of a non-standard method goes into a log line.
+const maxLogMethod = 32
+
+// logMethod is the method as logged: as sent, but cut short, as any token
+// is a valid method.
+func logMethod(m string) string {
+	if len(m) > maxLogMethod {
+		return m[:maxLogMethod] + "…"
+	}
+	return m
+}
+
+// routeOnEscapedPath makes the router match the path as sent, percent
+// escapes included, instead of chi's default of r.URL.RawPath when net/url
+// kept one and the decoded r.URL.Path otherwise, which decodes a parameter
+// or not depending on how the client happened to escape it. Handlers then
+// unescape each parameter exactly once (url.PathUnescape). Escapes of
+// unreserved characters are decoded first (RFC 3986 §6.2.2.2 makes them
+// equivalent), so /%68ealthz is /healthz and /v1/models/%63onv names conv.
+func routeOnEscapedPath(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePath == "" {
+			rc.RoutePath = normalizeEscapes(r.URL.EscapedPath())
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// normalizeEscapes decodes the percent escapes of unreserved characters
+// (ALPHA, DIGIT, "-", ".", "_", "~") in an escaped path and leaves every
+// other escape as it is.
+func normalizeEscapes(p string) string {
+	i := strings.IndexByte(p, '%')
+	if i < 0 {
+		return p
+	}
+	b := make([]byte, 0, len(p))
+	b = append(b, p[:i]...)
+	for ; i < len(p); i++ {
+		if p[i] == '%' && i+2 < len(p) {
+			if c, ok := unhex2(p[i+1], p[i+2]); ok && unreserved(c) {
+				b = append(b, c)
+				i += 2
+				continue
+			}
+		}
+		b = append(b, p[i])
+	}
+	return string(b)
+}
+
+func unhex2(h, l byte) (byte, bool) {
+	v := func(c byte) (byte, bool) {
+		switch {
+		case '0' <= c && c <= '9':
+			return c - '0', true
+		case 'a' <= c && c <= 'f':
+			return c - 'a' + 10, true
+		case 'A' <= c && c <= 'F':
+			return c - 'A' + 10, true
+		}
+		return 0, false
+	}
+	hi, ok1 := v(h)
+	lo, ok2 := v(l)
+	return hi<<4 | lo, ok1 && ok2
+}
+
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '.' || c == '_' || c == '~'
 }
 
 // recoverer answers a panicking handler with a 500 and keeps the server up;

@@ -45,7 +45,10 @@ type Problem struct {
 	Allow []string
 	// Accept lists what a 415 would have taken (sent as Accept-Post).
 	Accept []string
-	Err    error // cause, logged but never sent: it may hold internals
+	// Close asks the client to close the connection after this answer
+	// (Connection: close), for failures that leave it out of step.
+	Close bool
+	Err   error // cause, logged but never sent: it may hold internals
 }
 
 func (p *Problem) Error() string {
@@ -69,39 +72,41 @@ func (p *Problem) Unwrap() error { return p.Err }
 // Problem kinds. Titles are fixed per kind so clients can show them; the
 // detail says what happened this time.
 const (
-	kindMalformed     = "malformed"
-	kindNotFound      = "not-found"
-	kindUnknownModel  = "unknown-model"
-	kindMethod        = "method-not-allowed"
-	kindNotAcceptable = "not-acceptable"
-	kindConflict      = "model-mismatch"
-	kindTooLarge      = "too-large"
-	kindMediaType     = "unsupported-media-type"
-	kindUnprocessable = "unprocessable"
-	kindOverloaded    = "overloaded"
-	kindTimeout       = "timeout"
-	kindNotReady      = "not-ready"
-	kindShuttingDown  = "shutting-down"
-	kindClientClosed  = "client-closed"
-	kindInternal      = "internal"
+	kindMalformed      = "malformed"
+	kindNotFound       = "not-found"
+	kindUnknownModel   = "unknown-model"
+	kindMethod         = "method-not-allowed"
+	kindNotAcceptable  = "not-acceptable"
+	kindConflict       = "model-mismatch"
+	kindTooLarge       = "too-large"
+	kindMediaType      = "unsupported-media-type"
+	kindUnprocessable  = "unprocessable"
+	kindOverloaded     = "overloaded"
+	kindTimeout        = "timeout"
+	kindRequestTimeout = "request-timeout"
+	kindNotReady       = "not-ready"
+	kindShuttingDown   = "shutting-down"
+	kindClientClosed   = "client-closed"
+	kindInternal       = "internal"
 )
 
 var titles = map[string]string{
-	kindMalformed:     "Malformed request",
-	kindNotFound:      "Not found",
-	kindUnknownModel:  "Unknown model",
-	kindMethod:        "Method not allowed",
-	kindNotAcceptable: "Not acceptable",
-	kindConflict:      "Latent does not belong to this model",
-	kindTooLarge:      "Request too large",
-	kindMediaType:     "Unsupported media type",
-	kindUnprocessable: "Unprocessable content",
-	kindOverloaded:    "Server overloaded",
-	kindTimeout:       "Request timed out",
-	kindNotReady:      "Not ready",
-	kindShuttingDown:  "Shutting down",
-	kindClientClosed:  "Client closed request",
-	kindInternal:      "Internal server error",
+	kindMalformed:      "Malformed request",
+	kindNotFound:       "Not found",
+	kindUnknownModel:   "Unknown model",
+	kindMethod:         "Method not allowed",
+	kindNotAcceptable:  "Not acceptable",
+	kindConflict:       "Latent does not belong to this model",
+	kindTooLarge:       "Request too large",
+	kindMediaType:      "Unsupported media type",
+	kindUnprocessable:  "Unprocessable content",
+	kindOverloaded:     "Server overloaded",
+	kindTimeout:        "Request timed out",
+	kindRequestTimeout: "Request body timed out",
+	kindNotReady:       "Not ready",
+	kindShuttingDown:   "Shutting down",
+	kindClientClosed:   "Client closed request",
+	kindInternal:       "Internal server error",
 }
 
 func problemf(status int, kind, format string, args ...any) *Problem {
@@ -142,6 +147,13 @@ func shuttingDown() *Problem {
 	return p
 }
 
+// queueFull is the 503 of a model half whose queue cannot take a request.
+func queueFull() *Problem {
+	p := problemf(http.StatusServiceUnavailable, kindOverloaded, "the model's queue is full; retry later")
+	p.RetryAfter = retryAfter
+	return p
+}
+
 // atIndex names the failing image of a batch in the problem.
 func atIndex(i int, err error) *Problem {
 	p := *problemOf(err)
@@ -173,8 +185,7 @@ func problemOf(err error) *Problem {
 	case errors.As(err, &mbe):
 		p = tooLarge("request body exceeds %d bytes", mbe.Limit)
 	case errors.Is(err, batch.ErrQueueFull):
-		p = problemf(http.StatusServiceUnavailable, kindOverloaded, "the model's queue is full; retry later")
-		p.RetryAfter = retryAfter
+		p = queueFull()
 	case errors.Is(err, batch.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		p = problemf(http.StatusServiceUnavailable, kindTimeout, "the request's deadline passed before a forward pass could answer it")
 		p.RetryAfter = retryAfter
@@ -211,6 +222,9 @@ func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, err error)
 	}
 	if len(p.Accept) > 0 {
 		h.Set("Accept-Post", strings.Join(p.Accept, ", "))
+	}
+	if p.Close {
+		h.Set("Connection", "close")
 	}
 	body := api.Problem{Type: ProblemTypeBase + p.Kind, Title: p.Title, Status: p.Status, Detail: p.Detail, Index: p.Index}
 	if body.Title == "" {

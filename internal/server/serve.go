@@ -40,10 +40,22 @@ func (w logWriter) Write(p []byte) (int, error) {
 }
 
 // Serve answers on ln until ctx ends, then shuts down gracefully: /readyz
-// turns 503 at once, new connections are taken for DrainDelay more, then the
-// listener closes, in-flight requests finish (up to ShutdownTimeout) and
-// finally the batchers answer whatever is still queued and stop. It returns
-// nil after a clean shutdown.
+// turns 503 at once and every response from then on carries Connection:
+// close, new connections are taken for DrainDelay more, then the listener
+// closes, in-flight requests finish (up to ShutdownTimeout) and finally the
+// batchers answer whatever is still queued and stop. It returns nil after a
+// clean shutdown.
+//
+// Keep-alive connections are the hazard: closing one the client is just
+// sending a request on loses that request (the client sees EOF or a reset,
+// and may not retry a POST). So during the delay the server does not close
+// idle connections; it asks each client, in its next response, to close the
+// connection itself, and clients then send their next request on a new
+// connection, which the load balancer (having seen /readyz) can route
+// elsewhere. Only when the delay ends are keep-alives disabled for good
+// (http.Server.SetKeepAlivesEnabled(false), which also closes whatever is
+// idle) and Shutdown called. A DrainDelay long enough for every client to
+// send one more request is what makes this lossless; see the README.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := s.HTTPServer()
 	errc := make(chan error, 1)
@@ -60,9 +72,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	start := time.Now()
 	s.Drain()
-	if s.cfg.DrainDelay > 0 {
-		time.Sleep(s.cfg.DrainDelay)
+	if d := s.cfg.DrainDelay; d > 0 {
+		wait := s.drainWait
+		if wait == nil {
+			wait = time.Sleep
+		}
+		wait(d)
 	}
+	hs.SetKeepAlivesEnabled(false)
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	var errs []error

@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +40,7 @@ const (
 	DefaultMaxBodyBytes      = 8 << 20
 	DefaultMaxImages         = 256
 	DefaultMaxPixels         = 4_000_000
+	DefaultMaxRequestPixels  = 16_000_000
 	DefaultRequestTimeout    = 30 * time.Second
 	DefaultReadHeaderTimeout = 5 * time.Second
 	DefaultReadTimeout       = 30 * time.Second
@@ -73,10 +76,11 @@ type Config struct {
 
 	Batch BatchConfig
 
-	MaxBodyBytes   int64         // per request, multipart framing included
-	MaxImages      int           // per request
-	MaxPixels      int           // per image, from its PNG header (matters for fit=true)
-	RequestTimeout time.Duration // deadline of a request, queueing included (503 past it)
+	MaxBodyBytes     int64         // per request, multipart framing included
+	MaxImages        int           // per request
+	MaxPixels        int           // per image, from its PNG header (matters for fit=true)
+	MaxRequestPixels int           // all images of a request together, from their headers; ≥ MaxPixels
+	RequestTimeout   time.Duration // deadline of a request, queueing included (503 past it)
 
 	// http.Server timeouts used by Serve. WriteTimeout 0 means
 	// RequestTimeout + 15s, so that a request timing out in the queue can
@@ -107,6 +111,9 @@ func (c *Config) setDefaults() error {
 	if c.MaxPixels == 0 {
 		c.MaxPixels = DefaultMaxPixels
 	}
+	if c.MaxRequestPixels == 0 {
+		c.MaxRequestPixels = max(DefaultMaxRequestPixels, c.MaxPixels)
+	}
 	setDur(&c.RequestTimeout, DefaultRequestTimeout)
 	setDur(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDur(&c.ReadTimeout, DefaultReadTimeout)
@@ -128,8 +135,11 @@ func (c *Config) setDefaults() error {
 		b.Workers = DefaultWorkers()
 	}
 	switch {
-	case c.MaxBodyBytes < 0, c.MaxImages < 0, c.MaxPixels < 0:
+	case c.MaxBodyBytes < 0, c.MaxImages < 0, c.MaxPixels < 0, c.MaxRequestPixels < 0:
 		return errors.New("server: limits must not be negative")
+	case c.MaxRequestPixels < c.MaxPixels:
+		return fmt.Errorf("server: max pixels per request %d is below the max pixels per image %d: such images could never be sent",
+			c.MaxRequestPixels, c.MaxPixels)
 	case c.RequestTimeout < 0, c.ReadHeaderTimeout < 0, c.ReadTimeout < 0, c.WriteTimeout < 0,
 		c.IdleTimeout < 0, c.ShutdownTimeout < 0, c.DrainDelay < 0:
 		return errors.New("server: timeouts must not be negative")
@@ -162,9 +172,19 @@ type Server struct {
 	mu      sync.Mutex
 	state   state
 	waiting string // why not ready yet, for /readyz
+	// closing is state == draining, read without the lock by every
+	// response: while draining, each one asks its client to close the
+	// connection (see statusWriter).
+	closing atomic.Bool
 
 	// hook, if set, runs at the start of every handler (tests use it to panic).
 	hook func(*http.Request)
+	// decodeHook, if set, runs before each input image is decoded, with its
+	// index (tests use it to hold a request between images).
+	decodeHook func(r *http.Request, i int)
+	// drainWait waits out the drain delay in Serve; nil is time.Sleep.
+	// Tests replace it to end the delay once their clients have seen it.
+	drainWait func(time.Duration)
 }
 
 type state int
@@ -181,7 +201,10 @@ type served struct {
 	m        *model.Model
 	fp       string
 	batchers map[model.Half]*batch.Batcher
-	info     api.ModelInfo
+	// admitting counts, per half, the images of requests that passed the
+	// capacity check and are being decoded, not yet queued (see reserve).
+	admitting map[model.Half]*atomic.Int64
+	info      api.ModelInfo
 }
 
 type modelSet struct {
@@ -288,7 +311,8 @@ func (p runnerProc) Process(in []float32, n int) ([]float32, error) { return p.r
 func (p runnerProc) Close() error                                   { return p.r.Close() }
 
 func (s *Server) serve(m *model.Model) (*served, error) {
-	sv := &served{name: m.Name, m: m, fp: m.Fingerprint.String(), batchers: map[model.Half]*batch.Batcher{}}
+	sv := &served{name: m.Name, m: m, fp: m.Fingerprint.String(),
+		batchers: map[model.Half]*batch.Batcher{}, admitting: map[model.Half]*atomic.Int64{}}
 	for _, h := range []model.Half{model.Encoder, model.Decoder, model.Full} {
 		if !m.Has(h) {
 			continue
@@ -315,6 +339,7 @@ func (s *Server) serve(m *model.Model) (*served, error) {
 			return nil, fmt.Errorf("server: model %s %s: %w", m.Name, h, err)
 		}
 		sv.batchers[h] = b
+		sv.admitting[h] = new(atomic.Int64)
 		sv.info.Halves = append(sv.info.Halves, string(h))
 	}
 	sv.info = modelInfo(m, sv.info.Halves)
@@ -332,13 +357,17 @@ func (sv *served) close(ctx context.Context) error {
 }
 
 // Drain turns /readyz to 503 so load balancers stop sending; requests still
-// arriving are served until Close.
+// arriving are served until Close, each answer with Connection: close, so
+// that keep-alive clients open a new connection for their next request
+// (which the load balancer can send elsewhere) rather than reuse one the
+// server is about to close.
 func (s *Server) Drain() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state != draining {
 		s.state = draining
-		s.log.Info().Msg("draining: /readyz answers 503")
+		s.closing.Store(true)
+		s.log.Info().Msg("draining: /readyz answers 503, connections close after their response")
 	}
 }
 
@@ -370,28 +399,43 @@ func (s *Server) loaded() (*modelSet, error) {
 	return nil, notReady(s.waiting)
 }
 
+// Query parameters of the routes that take any; every other route takes none.
+var (
+	imageParams  = []string{"model", "fit"}
+	decodeParams = []string{"model"}
+)
+
 func (s *Server) routes() *chi.Mux {
 	r := chi.NewRouter()
-	r.Use(s.observe, s.recoverer, s.limits)
+	r.Use(s.observe, s.recoverer, s.limits, routeOnEscapedPath)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, problemf(http.StatusNotFound, kindNotFound, "no route for %s", r.URL.Path))
 	})
 	r.MethodNotAllowed(s.methodNotAllowed)
 
-	r.Post("/v1/encode", s.handle(s.encode))
-	r.Post("/v1/decode", s.handle(s.decode))
-	r.Post("/v1/reconstruct", s.handle(s.reconstruct))
-	r.Post("/v1/denoise", s.handle(s.denoise))
-	r.Get("/v1/models", s.handle(s.listModels))
-	r.Get("/v1/models/{name}", s.handle(s.getModel))
-	r.Get("/healthz", s.handle(s.healthz))
-	r.Get("/readyz", s.handle(s.readyz))
-	r.Get("/openapi.yaml", s.handle(s.openapi))
-	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
+	post := func(pattern string, h handlerFunc, params ...string) {
+		r.Method(http.MethodPost, pattern, s.handle(h, params...))
+	}
+	// Every GET route answers HEAD too, as RFC 9110 §9.3.2 requires: the
+	// same handler runs, and net/http sends its headers without the body.
+	get := func(pattern string, h http.Handler) {
+		r.Method(http.MethodGet, pattern, h)
+		r.Method(http.MethodHead, pattern, h)
+	}
+	post("/v1/encode", s.encode, imageParams...)
+	post("/v1/decode", s.decode, decodeParams...)
+	post("/v1/reconstruct", s.reconstruct, imageParams...)
+	post("/v1/denoise", s.denoise, imageParams...)
+	get("/v1/models", s.handle(s.listModels))
+	get("/v1/models/{name}", s.handle(s.getModel))
+	get("/healthz", s.handle(s.healthz))
+	get("/readyz", s.handle(s.readyz))
+	get("/openapi.yaml", s.handle(s.openapi))
+	get("/metrics", s.strictQuery(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
 		Registry:          s.reg, // counts its own scrape errors
 		ErrorHandling:     promhttp.ContinueOnError,
 		EnableOpenMetrics: false,
-	}))
+	})))
 	return r
 }
 
@@ -405,8 +449,12 @@ var allMethods = []string{
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	var allow []string
 	route := ""
+	path := r.URL.Path
+	if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePath != "" {
+		path = rc.RoutePath // what the router matched on
+	}
 	for _, m := range allMethods {
-		if p := s.router.Find(chi.NewRouteContext(), m, r.URL.Path); p != "" {
+		if p := s.router.Find(chi.NewRouteContext(), m, path); p != "" {
 			allow = append(allow, m)
 			route = p
 		}
@@ -423,16 +471,23 @@ type response struct {
 	body        []byte
 }
 
-type handlerFunc func(r *http.Request) (*response, error)
+// handlerFunc is a route's handler: it gets the query, already checked
+// against the parameters the route takes, and returns its result or error.
+type handlerFunc func(r *http.Request, q query) (*response, error)
 
-// handle adapts a handler that returns (result, error): the success is
+// handle adapts a handler that returns (result, error): the query is
+// parsed strictly first (params are what the route takes), the success is
 // written here and every error goes through writeProblem.
-func (s *Server) handle(h handlerFunc) http.HandlerFunc {
+func (s *Server) handle(h handlerFunc, params ...string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.hook != nil {
 			s.hook(r)
 		}
-		res, err := h(r)
+		q, err := parseQuery(r.URL.RawQuery, params...)
+		var res *response
+		if err == nil {
+			res, err = h(r, q)
+		}
 		hdr := w.Header()
 		hdr.Set("Vary", "Accept")
 		if info := infoOf(r.Context()); info.model != nil {
@@ -449,4 +504,56 @@ func (s *Server) handle(h handlerFunc) http.HandlerFunc {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(res.body)
 	}
+}
+
+// strictQuery refuses, for a handler that takes no query parameters, any
+// query at all, as handle does for its own.
+func (s *Server) strictQuery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := parseQuery(r.URL.RawQuery); err != nil {
+			s.writeProblem(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// query is a request's query string, each parameter given once.
+type query map[string]string
+
+// parseQuery reads a query string strictly, so that nothing a client sends
+// is silently ignored: it must parse, every parameter must be one the route
+// takes (params), given once and with a value. Meanings of the values are
+// the handlers' to check.
+func parseQuery(raw string, params ...string) (query, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	vals, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, malformed("malformed query string: %v", err)
+	}
+	names := make([]string, 0, len(vals))
+	for name := range vals {
+		names = append(names, name)
+	}
+	slices.Sort(names) // the first problem reported is the same every time
+	q := make(query, len(vals))
+	for _, name := range names {
+		v := vals[name]
+		switch {
+		case !slices.Contains(params, name):
+			takes := "none"
+			if len(params) > 0 {
+				takes = strings.Join(params, ", ")
+			}
+			return nil, malformed("unknown query parameter %q (this route takes %s)", name, takes)
+		case len(v) > 1:
+			return nil, malformed("query parameter %q is given %d times; give it once", name, len(v))
+		case v[0] == "":
+			return nil, malformed("query parameter %q has no value", name)
+		}
+		q[name] = v[0]
+	}
+	return q, nil
 }

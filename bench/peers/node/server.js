@@ -5,7 +5,11 @@
 // The ONNX files are exported from the PyTorch model built from aeserve's weights by
 // ../export_onnx.py (full.onnx, decoder.onnx, fingerprint.txt in --models).
 //
-//   node server.js --models ../../out/onnx --port 8082 [--threads 2]
+//   node server.js --models ../../out/onnx --port 8082 [--threads 1]
+//
+// --threads is ONNX Runtime's intra-op thread count. One is the default here because it
+// measured faster than two on the 2-core benchmark machine for batch-1 requests: with
+// two, ORT's spinning pool threads compete with the event loop and the load generator.
 //
 // Same routes and wire formats as aeserve for what the benchmark sends:
 //   POST /v1/denoise  multipart field `img` or a raw image/png body -> image/png
@@ -31,7 +35,7 @@ const { values: opts } = parseArgs({
     models: { type: 'string' },
     host: { type: 'string', default: '127.0.0.1' },
     port: { type: 'string', default: '8082' },
-    threads: { type: 'string', default: '2' },
+    threads: { type: 'string', default: '1' },
   },
 });
 
