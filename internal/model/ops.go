@@ -232,6 +232,7 @@ type convInputGradOp struct {
 	l      layer
 	sc     scratch
 	packed []float32
+	zero   []float32 // the adjoint has no bias
 }
 
 func (op *convInputGradOp) Arity() int            { return 2 }
@@ -267,7 +268,10 @@ func (op *convInputGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Val
 			op.packed = make([]float32, op.l.wLen())
 		}
 		op.l.packAdjoint(in[1], op.packed)
-		adj.forwardFast(in[0], op.packed, make([]float32, op.l.Cin), dx, n, ActNone, false, &op.sc)
+		if op.zero == nil {
+			op.zero = make([]float32, op.l.Cin)
+		}
+		adj.forwardFast(in[0], op.packed, op.zero, dx, n, ActNone, false, &op.sc)
 		return out, nil
 	}
 	op.l.inputGrad(in[0], in[1], dx, n, &op.sc)
