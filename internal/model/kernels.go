@@ -153,20 +153,7 @@ func relu32(v float32) float32 {
 func biasAct(y, bias []float32, hw int, act Activation) {
 	for k, b := range bias {
 		p := y[k*hw : (k+1)*hw]
-		switch act {
-		case ActReLU:
-			for i, v := range p {
-				p[i] = relu32(v + b)
-			}
-		case ActSigmoid:
-			for i, v := range p {
-				p[i] = sigmoid32(v + b)
-			}
-		default:
-			for i := range p {
-				p[i] += b
-			}
-		}
+		activate(p, p, b, act)
 	}
 }
 
