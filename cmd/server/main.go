@@ -44,7 +44,8 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
+	// Logs (and flag usage) go to stderr, as README says; stdout stays free.
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
 	stop()
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):

@@ -84,7 +84,7 @@ func (r *Runner) Run(in []float32, n int) ([]float32, error) {
 		if err := G.Let(b.x, b.input); err != nil {
 			return nil, fmt.Errorf("model: bind input: %w", err)
 		}
-		if err := b.vm.RunAll(); err != nil {
+		if err := r.runAll(b); err != nil {
 			b.vm.Reset()
 			return nil, fmt.Errorf("model: run %s batch %d: %w", r.half, b.size, err)
 		}
@@ -97,6 +97,20 @@ func (r *Runner) Run(in []float32, n int) ([]float32, error) {
 		done += k
 	}
 	return out, nil
+}
+
+// runAll runs one bucket's graph. If it panics, the VM may be left part-way
+// through its program, so the bucket is discarded (rebuilt on next use)
+// before the panic goes on to whoever recovers it.
+func (r *Runner) runAll(b *bucket) error {
+	defer func() {
+		if p := recover(); p != nil {
+			delete(r.buckets, b.size)
+			b.vm.Close()
+			panic(p)
+		}
+	}()
+	return b.vm.RunAll()
 }
 
 // Close releases the VMs.

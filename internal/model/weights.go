@@ -277,6 +277,9 @@ func decodeTensors(data []byte) (map[string]*tensor.Dense, error) {
 	for i := 0; i < int(count) && r.err == nil; i++ {
 		name := string(r.next(int(r.u16())))
 		ndim := int(r.u8())
+		if r.err != nil {
+			break // truncated: say so rather than "bad rank 0"
+		}
 		if ndim < 1 || ndim > 8 {
 			return nil, fmt.Errorf("tensor %q: bad rank %d", name, ndim)
 		}
@@ -285,6 +288,9 @@ func decodeTensors(data []byte) (map[string]*tensor.Dense, error) {
 		for d := range shape {
 			shape[d] = int(r.u32())
 			n *= shape[d]
+			if r.err != nil {
+				return nil, r.err
+			}
 			if shape[d] < 1 || n > len(data) {
 				return nil, fmt.Errorf("tensor %q: bad shape", name)
 			}

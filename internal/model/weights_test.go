@@ -143,6 +143,13 @@ func TestWeightsDecodeErrors(t *testing.T) {
 			t.Errorf("%s: decoded without error", name)
 		}
 	}
+	// Cut anywhere after the header, the file is reported as truncated, not
+	// as whatever the zeros read past the end would mean.
+	for cut := 8; cut < len(good); cut++ {
+		if _, err := decodeTensors(good[:cut]); err == nil || !strings.Contains(err.Error(), "truncated") {
+			t.Fatalf("cut at %d of %d: %v, want a truncation error", cut, len(good), err)
+		}
+	}
 	if ts, err := decodeTensors(good); err != nil || len(ts) != 1 {
 		t.Fatalf("good file: %v", err)
 	}

@@ -256,6 +256,10 @@ func TestLimits(t *testing.T) {
 			if p := r.problem(t); !strings.Contains(p.Detail, tc.detail) {
 				t.Errorf("detail %q lacks %q", p.Detail, tc.detail)
 			}
+			// The rest of an over-long body is never read: the connection must close.
+			if strings.Contains(tc.detail, "bytes") && !r.Close {
+				t.Error("413 for an over-long body kept the connection open")
+			}
 		})
 	}
 	// A latent of more images than allowed per request, within the body limit.

@@ -101,7 +101,8 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// Unwrap lets http.ResponseController (and MaxBytesReader) reach the real writer.
+// Unwrap lets http.ResponseController reach the real writer. (MaxBytesReader
+// does not unwrap; writeProblem closes the connection after a 413 instead.)
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // observe assigns the request ID and, once the request is answered, writes

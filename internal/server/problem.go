@@ -214,6 +214,12 @@ func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, err error)
 	h.Set("Content-Type", ctProblem)
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
+	// An over-long body is left unread: close the connection rather than
+	// let net/http drain it. (MaxBytesReader would say so itself, but it
+	// only finds net/http's own writer, not the middleware's wrapper.)
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		h.Set("Connection", "close")
+	}
 	if p.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int((p.RetryAfter+time.Second-1)/time.Second)))
 	}
