@@ -74,6 +74,15 @@ func (l layer) pad(x, xp []float32, pg padGeom) {
 	}
 }
 
+// unpad is pad's inverse: it copies the image [Cin,H,W] out of a padded buffer.
+func (l layer) unpad(xp, x []float32, pg padGeom) {
+	for c := 0; c < l.Cin; c++ {
+		for h := 0; h < l.H; h++ {
+			copy(x[(c*l.H+h)*l.W:][:l.W], xp[c*pg.chStride+(h+pg.top)*pg.pw+pg.top:][:l.W])
+		}
+	}
+}
+
 // tapGEMM accumulates W_tap · shifted(xp) into grid for the given taps.
 func (l layer) tapGEMM(taps [][3]int, packed, xp, grid []float32, pg padGeom) {
 	for i, t := range taps { // t: tap index, row shift, column shift into xp
@@ -371,12 +380,7 @@ func (l layer) inputGradFastT(gz, packed, dx []float32, n int, bufs *scratch) {
 					sgemm(true, false, l.Cin, pg.gridLen, l.Cout, packed[t[0]*l.Cout*l.Cin:], l.Cin, gg, pg.gridLen, 1, dxp[off:], pg.chStride)
 				}
 			}
-			di := dx[i*inL : (i+1)*inL]
-			for c := 0; c < l.Cin; c++ {
-				for h := 0; h < l.H; h++ {
-					copy(di[(c*l.H+h)*l.W:][:l.W], dxp[c*pg.chStride+(h+pg.top)*pg.pw+pg.top:][:l.W])
-				}
-			}
+			l.unpad(dxp, dx[i*inL:(i+1)*inL], pg)
 		}
 	})
 }
