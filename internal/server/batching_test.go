@@ -175,14 +175,7 @@ func TestClientGone(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	req := e.request(http.MethodPost, "/v1/reconstruct", ctPNG, img).WithContext(ctx)
-	done := make(chan error, 1)
-	go func() {
-		resp, err := http.DefaultClient.Do(req) // unvalidated: no answer is expected
-		if err == nil {
-			resp.Body.Close()
-		}
-		done <- err
-	}()
+	done := sendAsync(req)
 	waitFor(t, "the second request to be queued", func() bool { return b.Stats().QueuedRequests == 1 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
@@ -261,14 +254,7 @@ func TestGracefulShutdown(t *testing.T) {
 			t.Fatalf("in-flight request %d was not answered 200: %+v", i, r)
 		}
 	}
-	select {
-	case err := <-served:
-		if err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	case <-time.After(guard):
-		t.Fatal("Serve did not return")
-	}
+	waitServed(t, served)
 	if !b.Stats().Closed {
 		t.Error("batchers still open after Serve returned")
 	}
@@ -387,14 +373,7 @@ func TestDrainKeepAliveClients(t *testing.T) {
 	waitFor(t, "the drain to start", e.s.closing.Load)
 	drainSeen.Store(true)
 	wg.Wait()
-	select {
-	case err := <-served:
-		if err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	case <-time.After(guard):
-		t.Fatal("Serve did not return")
-	}
+	waitServed(t, served)
 
 	accepted := map[string]bool{}
 	for _, l := range e.logs.lines() {

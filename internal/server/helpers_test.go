@@ -525,3 +525,30 @@ func (v *validatingTransport) check(req *http.Request, resp *http.Response, body
 		t.Errorf("%s: response does not match openapi.yaml: %v", where, err)
 	}
 }
+
+// sendAsync sends req without validating the answer (a cancelled request
+// gets none) and reports the client's error.
+func sendAsync(req *http.Request) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	return done
+}
+
+// waitServed waits for a Serve goroutine's result, which must be nil.
+func waitServed(t *testing.T, served <-chan error) {
+	t.Helper()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(guard):
+		t.Fatal("Serve did not return")
+	}
+}

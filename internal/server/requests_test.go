@@ -393,14 +393,7 @@ func TestClientGoneStopsDecoding(t *testing.T) {
 	body, ctype := multipartBody(t, imageField, imgs...)
 	ctx, cancel := context.WithCancel(t.Context())
 	req := e.request(http.MethodPost, "/v1/reconstruct", ctype, body, HeaderRequestID, "gone-1").WithContext(ctx)
-	done := make(chan error, 1)
-	go func() {
-		resp, err := http.DefaultClient.Do(req) // unvalidated: no answer is expected
-		if err == nil {
-			resp.Body.Close()
-		}
-		done <- err
-	}()
+	done := sendAsync(req)
 	select {
 	case <-reached:
 	case <-time.After(guard):
