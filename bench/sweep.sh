@@ -28,8 +28,9 @@ run() {
   hey -z 2s -c "$C" -m POST -T image/png -D "$png" "$url" >/dev/null 2>&1
   if [ -n "${SOAK:-}" ]; then
     (for i in $(seq 0 10 "${SOAK%s}"); do echo "t=${i}s RSS $(awk '/VmRSS/ {print int($2/1024)}' /proc/$pid/status) MiB"; sleep 10; done) &
+    sampler=$!
     out=$(hey -z "$SOAK" -c "$C" -m POST -T image/png -D "$png" "$url" 2>&1)
-    wait
+    wait "$sampler" # not a bare wait: the server is a child too
   else
     out=$(hey -z "$DURATION" -c "$C" -m POST -T image/png -D "$png" "$url" 2>&1)
   fi
