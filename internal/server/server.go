@@ -45,10 +45,10 @@ const (
 	DefaultReadTimeout       = 30 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultShutdownTimeout   = 30 * time.Second
-	// Batching defaults, chosen by measurement (README, Performance): 32
-	// images per pass and one worker per half served raw-PNG denoise at
-	// 64 connections ~18% faster, with p99 19 ms instead of 29 and half the
-	// memory, than 64 images and a worker per core.
+	// Batching defaults, chosen by measurement (README, Performance, and
+	// bench/sweep.sh): 32 images per pass and one worker per half served
+	// raw-PNG denoise at 64 connections faster than 64 images and a worker
+	// per core, with a lower p99 and half the memory.
 	DefaultMaxBatch  = 32
 	DefaultMaxWait   = 2 * time.Millisecond
 	DefaultQueueSize = 1024
