@@ -142,13 +142,6 @@ func sigmoid32(x float32) float32 {
 	return float32(1 / (1 + math.Exp(-float64(x))))
 }
 
-// relu32 is max(v, 0) without a branch: about half of the activations are
-// negative, so a branch would mispredict on every other element.
-func relu32(v float32) float32 {
-	b := math.Float32bits(v)
-	return math.Float32frombits(b &^ uint32(int32(b)>>31))
-}
-
 // biasAct adds bias[k] to each of the K planes of y (each of size hw) and applies act.
 func biasAct(y, bias []float32, hw int, act Activation) {
 	for k, b := range bias {

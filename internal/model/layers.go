@@ -1,6 +1,10 @@
 package model
 
-import "math"
+import (
+	"math"
+
+	"github.com/aeserve/aeserve/internal/vec"
+)
 
 type layerKind uint8
 
@@ -87,9 +91,8 @@ func (l layer) forward(x, w, b, y []float32, n int, act Activation, pool bool, s
 			}
 			switch {
 			case pool && act == ActReLU:
-				biasAct(z, b, l.OH*l.OW, act) // then all ≥ 0: integer-compare pooling
 				for r := 0; r < l.Cout*l.OH/2; r++ {
-					poolRowNonNeg(yi[r*l.OW/2:][:l.OW/2], z[2*r*l.OW:][:l.OW], z[(2*r+1)*l.OW:][:l.OW])
+					vec.PoolAddReLU(yi[r*l.OW/2:][:l.OW/2], z[2*r*l.OW:][:l.OW], z[(2*r+1)*l.OW:][:l.OW], b[r/(l.OH/2)])
 				}
 			case pool:
 				maxPool2(z, yi, l.Cout, l.OH, l.OW)

@@ -1,6 +1,6 @@
 package model
 
-import "math"
+import "github.com/aeserve/aeserve/internal/vec"
 
 // The forward fast path: no im2col and no col2im. The input of each image is
 // copied once into a zero-padded buffer; then every 3×3 tap is an ordinary
@@ -125,11 +125,15 @@ func (l layer) forwardFast(x, packed, b, y []float32, n int, act Activation, poo
 	if pool {
 		outL /= 4
 	}
+	grids := 1
+	if l.kind == kindConvT {
+		grids = 4 // all phases first, so that rows are emitted whole
+	}
 	p := workers(n)
 	sc.reserve(2 * p)
 	parallel(n, func(worker, lo, hi int) {
 		xp := sc.get(worker, l.Cin*pg.chStride)
-		grid := sc.get(p+worker, l.Cout*pg.gridLen)
+		grid := sc.get(p+worker, grids*l.Cout*pg.gridLen)
 		for i := lo; i < hi; i++ {
 			l.pad(x[i*inL:(i+1)*inL], xp, pg)
 			yi := y[i*outL : (i+1)*outL]
@@ -139,9 +143,9 @@ func (l layer) forwardFast(x, packed, b, y []float32, n int, act Activation, poo
 				continue
 			}
 			for ph, taps := range convTPhases {
-				l.tapGEMM(taps, packed, xp, grid, pg)
-				l.emitPhase(grid, b, yi, pg, act, ph/2, ph%2)
+				l.tapGEMM(taps, packed, xp, grid[ph*l.Cout*pg.gridLen:], pg)
 			}
+			l.emitPhases(grid, b, yi, pg, act)
 		}
 	})
 }
@@ -160,20 +164,13 @@ func (l layer) emit(grid, bias, y []float32, pg padGeom, act Activation, pool bo
 		}
 		oh, ow := l.OH/2, l.OW/2
 		out := y[co*oh*ow:][:oh*ow]
-		if act == ActReLU {
-			// Activate first, in place: then every value is ≥ +0, whose
-			// float bits order like integers, and pooling needs no branch.
-			for h := 0; h < l.OH; h++ {
-				activate(g[h*pg.pw:][:l.OW], g[h*pg.pw:][:l.OW], bv, act)
-			}
-			for h := 0; h < oh; h++ {
-				poolRowNonNeg(out[h*ow:][:ow], g[2*h*pg.pw:][:l.OW], g[(2*h+1)*pg.pw:][:l.OW])
-			}
-			continue
-		}
 		for h := 0; h < oh; h++ {
 			r0, r1 := g[2*h*pg.pw:][:l.OW], g[(2*h+1)*pg.pw:][:l.OW]
 			row := out[h*ow:][:ow]
+			if act == ActReLU {
+				vec.PoolAddReLU(row, r0, r1, bv)
+				continue
+			}
 			for j := range row {
 				row[j] = max(r0[2*j], r0[2*j+1], r1[2*j], r1[2*j+1])
 			}
@@ -182,38 +179,27 @@ func (l layer) emit(grid, bias, y []float32, pg padGeom, act Activation, pool bo
 	}
 }
 
-// poolRowNonNeg max-pools two rows of non-negative values 2×2 into out,
-// comparing the float bits as integers (which compiles to conditional moves).
-func poolRowNonNeg(out, r0, r1 []float32) {
-	r0, r1 = r0[:2*len(out)], r1[:2*len(out)]
-	for j := range out {
-		a := max(math.Float32bits(r0[2*j]), math.Float32bits(r0[2*j+1]))
-		b := max(math.Float32bits(r1[2*j]), math.Float32bits(r1[2*j+1]))
-		out[j] = math.Float32frombits(max(a, b))
+// emitPhases writes a transposed convolution's output from its four phase
+// grids (phase a·2+b holds the pixels (2m+a, 2q+b)), adding bias and
+// applying act.
+func (l layer) emitPhases(grids, bias, y []float32, pg padGeom, act Activation) {
+	phase := func(ph, co, m int) []float32 {
+		return grids[(ph*l.Cout+co)*pg.gridLen+m*pg.pw:][:l.W]
 	}
-}
-
-// emitPhase writes one parity phase of a transposed convolution's output.
-func (l layer) emitPhase(grid, bias, y []float32, pg padGeom, act Activation, a, b int) {
 	for co, bv := range bias {
-		g := grid[co*pg.gridLen:][:pg.gridLen]
 		out := y[co*l.OH*l.OW:][:l.OH*l.OW]
 		for m := 0; m < l.H; m++ {
-			src := g[m*pg.pw:][:l.W]
-			dst := out[(2*m+a)*l.OW+b:][:2*l.W-1]
-			switch act {
-			case ActReLU:
-				for q, v := range src {
-					dst[2*q] = relu32(v + bv)
+			for a := 0; a < 2; a++ {
+				row := out[(2*m+a)*l.OW:][:l.OW]
+				p0, p1 := phase(2*a, co, m), phase(2*a+1, co, m)
+				if act == ActReLU {
+					vec.InterleaveAddReLU(row, p0, p1, bv)
+					continue
 				}
-			case ActSigmoid:
-				for q, v := range src {
-					dst[2*q] = sigmoid32(v + bv)
+				for q := range p0 {
+					row[2*q], row[2*q+1] = p0[q], p1[q]
 				}
-			default:
-				for q, v := range src {
-					dst[2*q] = v + bv
-				}
+				activate(row, row, bv, act)
 			}
 		}
 	}
@@ -223,9 +209,7 @@ func (l layer) emitPhase(grid, bias, y []float32, pg padGeom, act Activation, a,
 func activate(dst, src []float32, bias float32, act Activation) {
 	switch act {
 	case ActReLU:
-		for i, v := range src {
-			dst[i] = relu32(v + bias)
-		}
+		vec.AddReLU(dst, src, bias)
 	case ActSigmoid:
 		for i, v := range src {
 			dst[i] = sigmoid32(v + bias)

@@ -171,7 +171,12 @@ func TestClientGone(t *testing.T) {
 	b := e.batcher("conv", model.Full)
 	var wg sync.WaitGroup
 	wg.Go(func() { e.post("/v1/reconstruct", ctPNG, img) }) // holds the worker
-	waitFor(t, "the first request to be admitted", func() bool { return b.Stats().Pending == 1 })
+	// Busy, not merely queued: otherwise the queued request seen next could
+	// be this one, and the cancel could beat the second to the server.
+	waitFor(t, "the first request to hold the worker", func() bool {
+		s := b.Stats()
+		return s.BusyWorkers == 1 && s.QueuedRequests == 0
+	})
 
 	ctx, cancel := context.WithCancel(t.Context())
 	req := e.request(http.MethodPost, "/v1/reconstruct", ctPNG, img).WithContext(ctx)
@@ -184,8 +189,15 @@ func TestClientGone(t *testing.T) {
 	waitFor(t, "the abandoned request to leave the queue", func() bool { return b.Stats().QueuedRequests == 0 })
 	g.release()
 	wg.Wait()
+	var metrics string
+	defer func() {
+		if t.Failed() {
+			t.Logf("last /metrics:\n%s", metrics)
+		}
+	}()
 	waitFor(t, "the shed to be counted", func() bool {
-		return strings.Contains(e.get("/metrics").String(), `aeserve_batch_shed_total{half="full",model="conv",reason="canceled"} 1`)
+		metrics = e.get("/metrics").String()
+		return strings.Contains(metrics, `aeserve_batch_shed_total{half="full",model="conv",reason="canceled"} 1`)
 	})
 }
 

@@ -1,0 +1,88 @@
+// Package vec holds the vector kernels of the layer epilogues: bias, ReLU,
+// pooling and the interleaving of transposed-convolution phases.
+package vec
+
+import "math"
+
+// At batch 1 these epilogues took over half of a pass as scalar Go, more
+// than the GEMMs. On amd64 with AVX2 they run as assembly (vec_amd64.s, in a
+// package of its own because Go assembly cannot sit beside the cgo OpenBLAS
+// binding); the Go versions are the portable path and the reference the
+// assembly is tested against, bit for bit.
+//
+// Every kernel computes relu(v + b) as max(v+b, +0), so −0 becomes +0, and
+// pools before adding the bias: relu(max(…) + b) = max(relu(… + b)) exactly,
+// because rounded addition and relu are both monotone.
+
+// AddReLU sets dst[i] = relu(src[i] + b) for i < len(src). dst may be src.
+func AddReLU(dst, src []float32, b float32) {
+	if len(src) == 0 {
+		return
+	}
+	_ = dst[len(src)-1]
+	if useAVX2 {
+		addReLUAVX2(&dst[0], &src[0], len(src), b)
+		return
+	}
+	addReLUGo(dst, src, b)
+}
+
+// PoolAddReLU sets out[j] = relu(max(r0[2j], r0[2j+1], r1[2j], r1[2j+1]) + b):
+// a 2×2 max pool of two rows, then bias and ReLU.
+func PoolAddReLU(out, r0, r1 []float32, b float32) {
+	n := len(out)
+	if n == 0 {
+		return
+	}
+	_, _ = r0[2*n-1], r1[2*n-1]
+	if useAVX2 {
+		poolAddReLUAVX2(&out[0], &r0[0], &r1[0], n, b)
+		return
+	}
+	poolAddReLUGo(out, r0, r1, b)
+}
+
+// InterleaveAddReLU sets dst[2q] = relu(p0[q] + b) and dst[2q+1] =
+// relu(p1[q] + b) for q < len(p0): two column phases of a transposed
+// convolution merged into one output row.
+func InterleaveAddReLU(dst, p0, p1 []float32, b float32) {
+	n := len(p0)
+	if n == 0 {
+		return
+	}
+	_, _ = p1[n-1], dst[2*n-1]
+	if useAVX2 {
+		interleaveAddReLUAVX2(&dst[0], &p0[0], &p1[0], n, b)
+		return
+	}
+	interleaveAddReLUGo(dst, p0, p1, b)
+}
+
+// ReLU is max(v, +0) without a branch: about half of the activations are
+// negative, so a branch would mispredict on every other element.
+func ReLU(v float32) float32 {
+	b := math.Float32bits(v)
+	return math.Float32frombits(b &^ uint32(int32(b)>>31))
+}
+
+func addReLUGo(dst, src []float32, b float32) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] = ReLU(v + b)
+	}
+}
+
+func poolAddReLUGo(out, r0, r1 []float32, b float32) {
+	r0, r1 = r0[:2*len(out)], r1[:2*len(out)]
+	for j := range out {
+		out[j] = ReLU(max(r0[2*j], r0[2*j+1], r1[2*j], r1[2*j+1]) + b)
+	}
+}
+
+func interleaveAddReLUGo(dst, p0, p1 []float32, b float32) {
+	p1, dst = p1[:len(p0)], dst[:2*len(p0)]
+	for q, v := range p0 {
+		dst[2*q] = ReLU(v + b)
+		dst[2*q+1] = ReLU(p1[q] + b)
+	}
+}

@@ -1,0 +1,14 @@
+package vec
+
+import "golang.org/x/sys/cpu"
+
+var useAVX2 = cpu.X86.HasAVX2
+
+//go:noescape
+func addReLUAVX2(dst, src *float32, n int, b float32)
+
+//go:noescape
+func poolAddReLUAVX2(out, r0, r1 *float32, n int, b float32)
+
+//go:noescape
+func interleaveAddReLUAVX2(dst, p0, p1 *float32, n int, b float32)

@@ -1,0 +1,185 @@
+#include "textflag.h"
+
+// masks<>: 8 lanes of all ones, then 8 of zeros. The 8 lanes loaded from
+// byte offset 4·(8−m) enable exactly the first m (0 ≤ m ≤ 8): VMASKMOVPS
+// then reads and writes only those, so no kernel touches memory past n.
+DATA masks<>+0(SB)/8, $0xffffffffffffffff
+DATA masks<>+8(SB)/8, $0xffffffffffffffff
+DATA masks<>+16(SB)/8, $0xffffffffffffffff
+DATA masks<>+24(SB)/8, $0xffffffffffffffff
+DATA masks<>+32(SB)/8, $0
+DATA masks<>+40(SB)/8, $0
+DATA masks<>+48(SB)/8, $0
+DATA masks<>+56(SB)/8, $0
+GLOBL masks<>(SB), RODATA|NOPTR, $64
+
+// MASK loads into reg the mask enabling the first cnt lanes (cnt in 0..8);
+// tmp is clobbered.
+#define MASK(cnt, tmp, reg) \
+	MOVQ $8, tmp \
+	SUBQ cnt, tmp \
+	LEAQ masks<>(SB), R11 \
+	VMOVDQU (R11)(tmp*4), reg
+
+// Go assembly lists AVX operands in reverse of Intel order: VMAXPS Z, X, D
+// is Intel's vmaxps D, X, Z, which returns Z (here +0) when X is ±0 or NaN.
+
+// func addReLUAVX2(dst, src *float32, n int, b float32)
+TEXT ·addReLUAVX2(SB), NOSPLIT, $0-28
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS b+24(FP), Y1
+	VXORPS Y2, Y2, Y2
+
+relu_loop:
+	CMPQ CX, $8
+	JL   relu_tail
+	VADDPS (SI), Y1, Y0
+	VMAXPS Y2, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  relu_loop
+
+relu_tail:
+	TESTQ CX, CX
+	JZ    relu_done
+	MASK(CX, DX, Y3)
+	VMASKMOVPS (SI), Y3, Y0
+	VADDPS     Y1, Y0, Y0
+	VMAXPS     Y2, Y0, Y0
+	VMASKMOVPS Y0, Y3, (DI)
+
+relu_done:
+	VZEROUPPER
+	RET
+
+// POOL8 reduces the 16 column pairs' vertical maxima in Y3 (columns 0–7)
+// and Y4 (8–15) to 8 horizontal maxima in Y5, in order, plus bias and ReLU.
+//   VSHUFPS $0x88 / $0xDD pick the even / odd columns within each 128-bit
+//   half: [c0 c2 c8 c10 | c4 c6 c12 c14] and [c1 c3 c9 c11 | c5 c7 c13 c15];
+//   their maximum is pair maxima p0 p1 p4 p5 | p2 p3 p6 p7, and VPERMPD $0xD8
+//   swaps the middle 64-bit quarters into p0 … p7.
+#define POOL8 \
+	VSHUFPS $0x88, Y4, Y3, Y5 \
+	VSHUFPS $0xDD, Y4, Y3, Y6 \
+	VMAXPS  Y6, Y5, Y5 \
+	VPERMPD $0xD8, Y5, Y5 \
+	VADDPS  Y1, Y5, Y5 \
+	VMAXPS  Y2, Y5, Y5
+
+// func poolAddReLUAVX2(out, r0, r1 *float32, n int, b float32)
+TEXT ·poolAddReLUAVX2(SB), NOSPLIT, $0-36
+	MOVQ out+0(FP), DI
+	MOVQ r0+8(FP), SI
+	MOVQ r1+16(FP), DX
+	MOVQ n+24(FP), CX
+	VBROADCASTSS b+32(FP), Y1
+	VXORPS Y2, Y2, Y2
+
+pool_loop:
+	CMPQ CX, $8
+	JL   pool_tail
+	VMOVUPS (SI), Y3
+	VMOVUPS 32(SI), Y4
+	VMAXPS  (DX), Y3, Y3
+	VMAXPS  32(DX), Y4, Y4
+	POOL8
+	VMOVUPS Y5, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DX
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  pool_loop
+
+pool_tail:
+	TESTQ CX, CX
+	JZ    pool_done
+	// 2m inputs per row: the first min(2m, 8) from the first 8 lanes, the
+	// remaining max(2m−8, 0) from the next 8.
+	MOVQ CX, R8
+	SHLQ $1, R8
+	MOVQ R8, R9
+	CMPQ R9, $8
+	JLE  pool_lo
+	MOVQ $8, R9
+pool_lo:
+	MASK(R9, R10, Y7)
+	SUBQ R9, R8
+	MASK(R8, R10, Y8)
+	VMASKMOVPS (SI), Y7, Y3
+	VMASKMOVPS 32(SI), Y8, Y4
+	VMASKMOVPS (DX), Y7, Y9
+	VMASKMOVPS 32(DX), Y8, Y10
+	VMAXPS Y9, Y3, Y3
+	VMAXPS Y10, Y4, Y4
+	POOL8
+	MASK(CX, R10, Y11)
+	VMASKMOVPS Y5, Y11, (DI)
+
+pool_done:
+	VZEROUPPER
+	RET
+
+// INTERLEAVE8 merges relu(Y3 + b) and relu(Y4 + b) lane by lane into Y7
+// (q = 0…3) and Y8 (q = 4…7): VUNPCKLPS/HPS interleave within 128-bit
+// halves, VPERM2F128 puts the halves in order.
+#define INTERLEAVE8 \
+	VADDPS     Y1, Y3, Y3 \
+	VADDPS     Y1, Y4, Y4 \
+	VMAXPS     Y2, Y3, Y3 \
+	VMAXPS     Y2, Y4, Y4 \
+	VUNPCKLPS  Y4, Y3, Y5 \
+	VUNPCKHPS  Y4, Y3, Y6 \
+	VPERM2F128 $0x20, Y6, Y5, Y7 \
+	VPERM2F128 $0x31, Y6, Y5, Y8
+
+// func interleaveAddReLUAVX2(dst, p0, p1 *float32, n int, b float32)
+TEXT ·interleaveAddReLUAVX2(SB), NOSPLIT, $0-36
+	MOVQ dst+0(FP), DI
+	MOVQ p0+8(FP), SI
+	MOVQ p1+16(FP), DX
+	MOVQ n+24(FP), CX
+	VBROADCASTSS b+32(FP), Y1
+	VXORPS Y2, Y2, Y2
+
+il_loop:
+	CMPQ CX, $8
+	JL   il_tail
+	VMOVUPS (SI), Y3
+	VMOVUPS (DX), Y4
+	INTERLEAVE8
+	VMOVUPS Y7, (DI)
+	VMOVUPS Y8, 32(DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $64, DI
+	SUBQ $8, CX
+	JMP  il_loop
+
+il_tail:
+	TESTQ CX, CX
+	JZ    il_done
+	MASK(CX, R10, Y9)
+	VMASKMOVPS (SI), Y9, Y3
+	VMASKMOVPS (DX), Y9, Y4
+	INTERLEAVE8
+	// 2m outputs: min(2m, 8) from Y7, the rest from Y8.
+	MOVQ CX, R8
+	SHLQ $1, R8
+	MOVQ R8, R9
+	CMPQ R9, $8
+	JLE  il_lo
+	MOVQ $8, R9
+il_lo:
+	MASK(R9, R10, Y10)
+	SUBQ R9, R8
+	MASK(R8, R10, Y11)
+	VMASKMOVPS Y7, Y10, (DI)
+	VMASKMOVPS Y8, Y11, 32(DI)
+
+il_done:
+	VZEROUPPER
+	RET

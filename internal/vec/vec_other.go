@@ -1,0 +1,9 @@
+//go:build !amd64
+
+package vec
+
+const useAVX2 = false
+
+func addReLUAVX2(dst, src *float32, n int, b float32)              { panic("unreachable") }
+func poolAddReLUAVX2(out, r0, r1 *float32, n int, b float32)       { panic("unreachable") }
+func interleaveAddReLUAVX2(dst, p0, p1 *float32, n int, b float32) { panic("unreachable") }

@@ -1,0 +1,120 @@
+package vec
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// The assembly must equal the Go reference bit for bit, for every length
+// around the 8-lane vectors and their masked tails, and must not write past
+// the lengths it was given.
+
+const guard = 12345.5 // sentinel in the slack after each output
+
+func randSlice(r *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		switch r.IntN(10) {
+		case 0:
+			s[i] = 0
+		case 1:
+			s[i] = float32(math.Copysign(0, -1))
+		default:
+			s[i] = float32(r.NormFloat64())
+		}
+	}
+	return s
+}
+
+func withGuard(n int) []float32 {
+	s := make([]float32, n+9)
+	for i := range s {
+		s[i] = guard
+	}
+	return s
+}
+
+func sameBits(t *testing.T, name string, n int, got, want []float32) {
+	t.Helper()
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%s n=%d: [%d] = %v (%#x), want %v (%#x)", name, n, i, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+		}
+	}
+	for i := len(want); i < len(got); i++ {
+		if got[i] != guard {
+			t.Fatalf("%s n=%d: wrote past the end at %d", name, n, i)
+		}
+	}
+}
+
+func TestKernelsMatchReference(t *testing.T) {
+	if !useAVX2 {
+		t.Log("no AVX2 here: the exported kernels are the Go reference itself")
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for n := 0; n <= 40; n++ {
+		for _, b := range []float32{0, 0.37, -0.5} {
+			src := randSlice(r, n)
+			want, got := make([]float32, n), withGuard(n)
+			addReLUGo(want, src, b)
+			AddReLU(got[:n], src, b)
+			sameBits(t, "AddReLU", n, got, want)
+
+			r0, r1 := randSlice(r, 2*n), randSlice(r, 2*n)
+			want, got = make([]float32, n), withGuard(n)
+			poolAddReLUGo(want, r0, r1, b)
+			PoolAddReLU(got[:n], r0, r1, b)
+			sameBits(t, "PoolAddReLU", n, got, want)
+
+			p0, p1 := randSlice(r, n), randSlice(r, n)
+			want, got = make([]float32, 2*n), withGuard(2*n)
+			interleaveAddReLUGo(want, p0, p1, b)
+			InterleaveAddReLU(got[:2*n], p0, p1, b)
+			sameBits(t, "InterleaveAddReLU", n, got, want)
+		}
+	}
+}
+
+// The references themselves, against the definitions.
+func TestReferenceSemantics(t *testing.T) {
+	relu := func(v float32) float32 {
+		if v > 0 {
+			return v
+		}
+		return 0
+	}
+	src := []float32{-1, 0, float32(math.Copysign(0, -1)), 0.25, 3}
+	dst := make([]float32, len(src))
+	addReLUGo(dst, src, 0.5)
+	for i, v := range src {
+		if dst[i] != relu(v+0.5) || math.Signbit(float64(dst[i])) {
+			t.Errorf("addReLU(%v) = %v", v, dst[i])
+		}
+	}
+	out := make([]float32, 2)
+	poolAddReLUGo(out, []float32{1, -2, -9, -8}, []float32{-3, 4, -7, -6}, -0.5)
+	if out[0] != 3.5 || out[1] != 0 {
+		t.Errorf("pool = %v, want [3.5 0]", out)
+	}
+	il := make([]float32, 4)
+	interleaveAddReLUGo(il, []float32{1, -1}, []float32{2, 3}, 1)
+	if il[0] != 2 || il[1] != 3 || il[2] != 0 || il[3] != 4 {
+		t.Errorf("interleave = %v, want [2 3 0 4]", il)
+	}
+}
+
+func BenchmarkAddReLU(b *testing.B) {
+	src, dst := make([]float32, 784), make([]float32, 784)
+	for _, impl := range []struct {
+		name string
+		fn   func(dst, src []float32, b float32)
+	}{{"asm", AddReLU}, {"go", addReLUGo}} {
+		b.Run("impl="+impl.name, func(b *testing.B) {
+			for b.Loop() {
+				impl.fn(dst, src, 0.1)
+			}
+		})
+	}
+}
