@@ -1,10 +1,8 @@
 package model
 
 import (
-	"errors"
 	"fmt"
 
-	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
@@ -15,7 +13,8 @@ const MaxBucket = 256
 // Runner runs one half of a model. gorgonia graphs have fixed shapes and its
 // VMs are not safe for concurrent use, so a Runner owns one graph and VM per
 // batch-size bucket, built on first use, and must be used by one goroutine
-// at a time (the batcher gives each worker its own).
+// at a time (the batcher gives each worker its own). It runs the graphs
+// with a plan rather than a TapeMachine: see plan.
 type Runner struct {
 	half    Half
 	params  Params
@@ -24,8 +23,7 @@ type Runner struct {
 
 type bucket struct {
 	size  int
-	vm    G.VM
-	x, y  *G.Node
+	plan  *plan
 	input *tensor.Dense
 }
 
@@ -58,9 +56,12 @@ func (r *Runner) bucket(size int) (*bucket, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &bucket{size: size, x: x, y: y,
+	p, err := newPlan(g, x, y)
+	if err != nil {
+		return nil, err
+	}
+	b := &bucket{size: size, plan: p,
 		input: tensor.New(tensor.WithShape(append([]int{size}, r.half.InShape()...)...), tensor.Of(tensor.Float32))}
-	b.vm = G.NewTapeMachine(g)
 	r.buckets[size] = b
 	return b, nil
 }
@@ -81,46 +82,22 @@ func (r *Runner) Run(in []float32, n int) ([]float32, error) {
 		buf := b.input.Data().([]float32)
 		copy(buf, in[done*inL:(done+k)*inL])
 		clear(buf[k*inL:]) // padding rows: computed, then ignored
-		if err := G.Let(b.x, b.input); err != nil {
-			return nil, fmt.Errorf("model: bind input: %w", err)
-		}
-		if err := r.runAll(b); err != nil {
-			b.vm.Reset()
+		v, err := b.plan.run(b.input)
+		if err != nil {
 			return nil, fmt.Errorf("model: run %s batch %d: %w", r.half, b.size, err)
 		}
-		y, err := data32(b.y.Value())
+		y, err := data32(v)
 		if err != nil {
 			return nil, err
 		}
 		copy(out[done*outL:(done+k)*outL], y)
-		b.vm.Reset()
 		done += k
 	}
 	return out, nil
 }
 
-// runAll runs one bucket's graph. If it panics, the VM may be left part-way
-// through its program, so the bucket is discarded (rebuilt on next use)
-// before the panic goes on to whoever recovers it.
-func (r *Runner) runAll(b *bucket) error {
-	defer func() {
-		if p := recover(); p != nil {
-			delete(r.buckets, b.size)
-			b.vm.Close()
-			panic(p)
-		}
-	}()
-	return b.vm.RunAll()
-}
-
-// Close releases the VMs.
+// Close releases the graphs.
 func (r *Runner) Close() error {
-	var errs []error
-	for _, b := range r.buckets {
-		if c, ok := b.vm.(interface{ Close() error }); ok {
-			errs = append(errs, c.Close())
-		}
-	}
 	r.buckets = nil
-	return errors.Join(errs...)
+	return nil
 }
