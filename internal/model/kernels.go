@@ -174,22 +174,15 @@ func actGrad(act Activation, y, dy, dst []float32) {
 
 // parallel runs fn over [0,n) split into contiguous ranges, one per worker.
 // The split depends only on n and the worker count, so reductions done in
-// worker order are reproducible for a given GOMAXPROCS.
+// worker order are reproducible for a given GOMAXPROCS. The caller runs the
+// first range itself rather than sitting idle while a goroutine does.
 func parallel(n int, fn func(worker, lo, hi int)) {
 	p := workers(n)
-	if p == 1 {
-		fn(0, 0, n)
-		return
-	}
 	var wg sync.WaitGroup
-	for w := 0; w < p; w++ {
-		lo, hi := w*n/p, (w+1)*n/p
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(w, lo, hi)
-		}()
+	for w := 1; w < p; w++ {
+		wg.Go(func() { fn(w, w*n/p, (w+1)*n/p) })
 	}
+	fn(0, 0, n/p)
 	wg.Wait()
 }
 

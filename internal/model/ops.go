@@ -97,6 +97,7 @@ type convOp struct {
 	act  Activation
 	pool bool
 	sc   scratch
+	pads padBufs
 	// Weights repacked per tap for the fast path. constW (inference graphs)
 	// packs once; training repacks every run, as Adam updates in place.
 	constW     bool
@@ -157,7 +158,7 @@ func (op *convOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, error
 		op.l.packTaps(w, op.packed)
 		op.packedFrom = &w[0]
 	}
-	op.l.forwardFast(in[0], op.packed, in[2], y, n, op.act, op.pool, &op.sc)
+	op.l.forwardFast(in[0], op.packed, in[2], y, n, op.act, op.pool, &op.pads, &op.sc)
 	return out, nil
 }
 
@@ -231,6 +232,7 @@ type convInputGradOp struct {
 	opBase
 	l      layer
 	sc     scratch
+	pads   padBufs
 	packed []float32
 	zero   []float32 // the adjoint has no bias
 }
@@ -271,7 +273,7 @@ func (op *convInputGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Val
 		if op.zero == nil {
 			op.zero = make([]float32, op.l.Cin)
 		}
-		adj.forwardFast(in[0], op.packed, op.zero, dx, n, ActNone, false, &op.sc)
+		adj.forwardFast(in[0], op.packed, op.zero, dx, n, ActNone, false, &op.pads, &op.sc)
 		return out, nil
 	}
 	op.l.inputGrad(in[0], in[1], dx, n, &op.sc)

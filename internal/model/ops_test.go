@@ -238,21 +238,26 @@ func TestFastForwardMatchesReference(t *testing.T) {
 					continue
 				}
 				t.Run(fmt.Sprintf("%s/%s/pool=%v", tc.name, act, pool), func(t *testing.T) {
-					n := 3
-					x, w, b := randVec(rng, n*l.inLen(), 1), randVec(rng, l.wLen(), 0.5), randVec(rng, l.Cout, 0.5)
-					want := refLayer(l, act, x, w, b, n)
-					if pool {
-						want = refPool(want, n*l.Cout, l.OH, l.OW)
-					}
-					packed := make([]float32, l.wLen())
-					l.packTaps(to32(w), packed)
-					y := make([]float32, len(want))
-					for i := range y {
-						y[i] = float32(math.NaN()) // every output must be written
-					}
+					// Twice with the same buffers: the second pass must not
+					// see anything of the first (padBufs keeps borders only).
+					var pads padBufs
 					var sc scratch
-					l.forwardFast(to32(x), packed, to32(b), y, n, act, pool, &sc)
-					closeEnough(t, "y", y, want, 1e-4, 1e-4)
+					for round := range 2 {
+						n := 3 - round
+						x, w, b := randVec(rng, n*l.inLen(), 1), randVec(rng, l.wLen(), 0.5), randVec(rng, l.Cout, 0.5)
+						want := refLayer(l, act, x, w, b, n)
+						if pool {
+							want = refPool(want, n*l.Cout, l.OH, l.OW)
+						}
+						packed := make([]float32, l.wLen())
+						l.packTaps(to32(w), packed)
+						y := make([]float32, len(want))
+						for i := range y {
+							y[i] = float32(math.NaN()) // every output must be written
+						}
+						l.forwardFast(to32(x), packed, to32(b), y, n, act, pool, &pads, &sc)
+						closeEnough(t, fmt.Sprintf("round %d: y", round), y, want, 1e-4, 1e-4)
+					}
 				})
 			}
 		}

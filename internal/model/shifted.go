@@ -67,11 +67,30 @@ func (l layer) padGeom() padGeom {
 // pad copies one image [Cin,H,W] into the zeroed padded buffer.
 func (l layer) pad(x, xp []float32, pg padGeom) {
 	clear(xp)
+	l.padInterior(x, xp, pg)
+}
+
+// padInterior copies one image into a padded buffer whose border is already
+// zero: see padBufs.
+func (l layer) padInterior(x, xp []float32, pg padGeom) {
 	for c := 0; c < l.Cin; c++ {
-		for h := 0; h < l.H; h++ {
-			copy(xp[c*pg.chStride+(h+pg.top)*pg.pw+pg.top:][:l.W], x[(c*l.H+h)*l.W:][:l.W])
-		}
+		vec.CopyRows(xp[c*pg.chStride+pg.top*pg.pw+pg.top:], x[c*l.H*l.W:], l.H, l.W, pg.pw, l.W)
 	}
+}
+
+// padBufs hands each worker a padded input buffer. Only interiors are ever
+// written to them (by padInterior), so their borders stay zero from
+// allocation on and the forward pass never clears them: that was 185 KB of
+// stores per image.
+type padBufs struct{ s scratch }
+
+func (p *padBufs) reserve(workers int) { p.s.reserve(workers) }
+
+func (p *padBufs) get(worker, size int) []float32 {
+	if len(p.s.bufs[worker]) != size {
+		p.s.bufs[worker] = make([]float32, size)
+	}
+	return p.s.bufs[worker]
 }
 
 // unpad is pad's inverse: it copies the image [Cin,H,W] out of a padded buffer.
@@ -119,7 +138,7 @@ var convTPhases = func() [4][][3]int {
 }()
 
 // forwardFast is forward for fastForward layers, with weights already packed.
-func (l layer) forwardFast(x, packed, b, y []float32, n int, act Activation, pool bool, sc *scratch) {
+func (l layer) forwardFast(x, packed, b, y []float32, n int, act Activation, pool bool, pads *padBufs, sc *scratch) {
 	pg := l.padGeom()
 	inL, outL := l.inLen(), l.outLen()
 	if pool {
@@ -130,12 +149,13 @@ func (l layer) forwardFast(x, packed, b, y []float32, n int, act Activation, poo
 		grids = 4 // all phases first, so that rows are emitted whole
 	}
 	p := workers(n)
-	sc.reserve(2 * p)
+	pads.reserve(p)
+	sc.reserve(p)
 	parallel(n, func(worker, lo, hi int) {
-		xp := sc.get(worker, l.Cin*pg.chStride)
-		grid := sc.get(p+worker, grids*l.Cout*pg.gridLen)
+		xp := pads.get(worker, l.Cin*pg.chStride)
+		grid := sc.get(worker, grids*l.Cout*pg.gridLen)
 		for i := lo; i < hi; i++ {
-			l.pad(x[i*inL:(i+1)*inL], xp, pg)
+			l.padInterior(x[i*inL:(i+1)*inL], xp, pg)
 			yi := y[i*outL : (i+1)*outL]
 			if l.kind == kindConv {
 				l.tapGEMM(convTaps, packed, xp, grid, pg)
@@ -183,21 +203,22 @@ func (l layer) emit(grid, bias, y []float32, pg padGeom, act Activation, pool bo
 // grids (phase a·2+b holds the pixels (2m+a, 2q+b)), adding bias and
 // applying act.
 func (l layer) emitPhases(grids, bias, y []float32, pg padGeom, act Activation) {
-	phase := func(ph, co, m int) []float32 {
-		return grids[(ph*l.Cout+co)*pg.gridLen+m*pg.pw:][:l.W]
+	phase := func(ph, co int) []float32 {
+		return grids[(ph*l.Cout+co)*pg.gridLen:][:pg.gridLen]
 	}
 	for co, bv := range bias {
 		out := y[co*l.OH*l.OW:][:l.OH*l.OW]
-		for m := 0; m < l.H; m++ {
-			for a := 0; a < 2; a++ {
+		for a := 0; a < 2; a++ {
+			p0, p1 := phase(2*a, co), phase(2*a+1, co)
+			if act == ActReLU {
+				// Output rows 2m+a, m < H, from phase rows m.
+				vec.InterleaveAddReLU(out[a*l.OW:], p0, p1, l.H, l.W, 2*l.OW, pg.pw, bv)
+				continue
+			}
+			for m := 0; m < l.H; m++ {
 				row := out[(2*m+a)*l.OW:][:l.OW]
-				p0, p1 := phase(2*a, co, m), phase(2*a+1, co, m)
-				if act == ActReLU {
-					vec.InterleaveAddReLU(row, p0, p1, bv)
-					continue
-				}
-				for q := range p0 {
-					row[2*q], row[2*q+1] = p0[q], p1[q]
+				for q := 0; q < l.W; q++ {
+					row[2*q], row[2*q+1] = p0[m*pg.pw+q], p1[m*pg.pw+q]
 				}
 				activate(row, row, bv, act)
 			}

@@ -43,19 +43,40 @@ func PoolAddReLU(out, r0, r1 []float32, b float32) {
 }
 
 // InterleaveAddReLU sets dst[2q] = relu(p0[q] + b) and dst[2q+1] =
-// relu(p1[q] + b) for q < len(p0): two column phases of a transposed
-// convolution merged into one output row.
-func InterleaveAddReLU(dst, p0, p1 []float32, b float32) {
-	n := len(p0)
-	if n == 0 {
+// relu(p1[q] + b) for q < n, for rows rows: row r reads p0 and p1 from
+// r·srcStride and writes dst from r·dstStride. That is two column phases of
+// a transposed convolution merged into its output rows, a whole plane per
+// call.
+func InterleaveAddReLU(dst, p0, p1 []float32, rows, n, dstStride, srcStride int, b float32) {
+	if rows <= 0 || n <= 0 {
 		return
 	}
-	_, _ = p1[n-1], dst[2*n-1]
+	_, _ = p0[(rows-1)*srcStride+n-1], p1[(rows-1)*srcStride+n-1]
+	_ = dst[(rows-1)*dstStride+2*n-1]
 	if useAVX2 {
-		interleaveAddReLUAVX2(&dst[0], &p0[0], &p1[0], n, b)
+		interleaveAddReLURowsAVX2(&dst[0], &p0[0], &p1[0], rows, n, dstStride, srcStride, b)
 		return
 	}
-	interleaveAddReLUGo(dst, p0, p1, b)
+	for r := 0; r < rows; r++ {
+		interleaveAddReLUGo(dst[r*dstStride:], p0[r*srcStride:][:n], p1[r*srcStride:], b)
+	}
+}
+
+// CopyRows copies rows rows of n values: row r from src[r·srcStride:] to
+// dst[r·dstStride:]. It is how an image gets into a padded buffer: one call
+// per plane instead of one copy per short row.
+func CopyRows(dst, src []float32, rows, n, dstStride, srcStride int) {
+	if rows <= 0 || n <= 0 {
+		return
+	}
+	_, _ = src[(rows-1)*srcStride+n-1], dst[(rows-1)*dstStride+n-1]
+	if useAVX2 {
+		copyRowsAVX2(&dst[0], &src[0], rows, n, dstStride, srcStride)
+		return
+	}
+	for r := 0; r < rows; r++ {
+		copy(dst[r*dstStride:][:n], src[r*srcStride:][:n])
+	}
 }
 
 // ReLU is max(v, +0) without a branch: about half of the activations are

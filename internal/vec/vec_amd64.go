@@ -11,4 +11,7 @@ func addReLUAVX2(dst, src *float32, n int, b float32)
 func poolAddReLUAVX2(out, r0, r1 *float32, n int, b float32)
 
 //go:noescape
-func interleaveAddReLUAVX2(dst, p0, p1 *float32, n int, b float32)
+func interleaveAddReLURowsAVX2(dst, p0, p1 *float32, rows, n, dstStride, srcStride int, b float32)
+
+//go:noescape
+func copyRowsAVX2(dst, src *float32, rows, n, dstStride, srcStride int)

@@ -136,50 +136,120 @@ pool_done:
 	VPERM2F128 $0x20, Y6, Y5, Y7 \
 	VPERM2F128 $0x31, Y6, Y5, Y8
 
-// func interleaveAddReLUAVX2(dst, p0, p1 *float32, n int, b float32)
-TEXT ·interleaveAddReLUAVX2(SB), NOSPLIT, $0-36
+// func interleaveAddReLURowsAVX2(dst, p0, p1 *float32, rows, n, dstStride, srcStride int, b float32)
+TEXT ·interleaveAddReLURowsAVX2(SB), NOSPLIT, $0-60
 	MOVQ dst+0(FP), DI
 	MOVQ p0+8(FP), SI
 	MOVQ p1+16(FP), DX
-	MOVQ n+24(FP), CX
-	VBROADCASTSS b+32(FP), Y1
+	MOVQ rows+24(FP), R12
+	MOVQ n+32(FP), R13
+	MOVQ dstStride+40(FP), BX
+	MOVQ srcStride+48(FP), R8
+	VBROADCASTSS b+56(FP), Y1
 	VXORPS Y2, Y2, Y2
+	SHLQ $2, BX
+	SHLQ $2, R8
+
+	// Every row has the same tail of m = n mod 8 pairs: its masks are made
+	// once. Y9 enables m inputs; Y10 and Y11 the 2m outputs, split 8 and 8.
+	MOVQ R13, AX
+	ANDQ $7, AX
+	MASK(AX, CX, Y9)
+	SHLQ $1, AX
+	MOVQ AX, R9
+	CMPQ R9, $8
+	JLE  il_masks
+	MOVQ $8, R9
+il_masks:
+	MASK(R9, CX, Y10)
+	SUBQ R9, AX
+	MASK(AX, CX, Y11)
+
+il_row:
+	TESTQ R12, R12
+	JZ    il_done
+	MOVQ  SI, AX
+	MOVQ  DX, R9
+	MOVQ  DI, R10
+	MOVQ  R13, CX
 
 il_loop:
 	CMPQ CX, $8
 	JL   il_tail
-	VMOVUPS (SI), Y3
-	VMOVUPS (DX), Y4
+	VMOVUPS (AX), Y3
+	VMOVUPS (R9), Y4
 	INTERLEAVE8
-	VMOVUPS Y7, (DI)
-	VMOVUPS Y8, 32(DI)
-	ADDQ $32, SI
-	ADDQ $32, DX
-	ADDQ $64, DI
+	VMOVUPS Y7, (R10)
+	VMOVUPS Y8, 32(R10)
+	ADDQ $32, AX
+	ADDQ $32, R9
+	ADDQ $64, R10
 	SUBQ $8, CX
 	JMP  il_loop
 
 il_tail:
 	TESTQ CX, CX
-	JZ    il_done
-	MASK(CX, R10, Y9)
-	VMASKMOVPS (SI), Y9, Y3
-	VMASKMOVPS (DX), Y9, Y4
+	JZ    il_next
+	VMASKMOVPS (AX), Y9, Y3
+	VMASKMOVPS (R9), Y9, Y4
 	INTERLEAVE8
-	// 2m outputs: min(2m, 8) from Y7, the rest from Y8.
-	MOVQ CX, R8
-	SHLQ $1, R8
-	MOVQ R8, R9
-	CMPQ R9, $8
-	JLE  il_lo
-	MOVQ $8, R9
-il_lo:
-	MASK(R9, R10, Y10)
-	SUBQ R9, R8
-	MASK(R8, R10, Y11)
-	VMASKMOVPS Y7, Y10, (DI)
-	VMASKMOVPS Y8, Y11, 32(DI)
+	VMASKMOVPS Y7, Y10, (R10)
+	VMASKMOVPS Y8, Y11, 32(R10)
+
+il_next:
+	ADDQ R8, SI
+	ADDQ R8, DX
+	ADDQ BX, DI
+	DECQ R12
+	JMP  il_row
 
 il_done:
+	VZEROUPPER
+	RET
+
+// func copyRowsAVX2(dst, src *float32, rows, n, dstStride, srcStride int)
+TEXT ·copyRowsAVX2(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ rows+16(FP), R12
+	MOVQ n+24(FP), R13
+	MOVQ dstStride+32(FP), BX
+	MOVQ srcStride+40(FP), R8
+	SHLQ $2, BX
+	SHLQ $2, R8
+	MOVQ R13, AX
+	ANDQ $7, AX
+	MASK(AX, CX, Y9)
+
+cp_row:
+	TESTQ R12, R12
+	JZ    cp_done
+	MOVQ  SI, AX
+	MOVQ  DI, R10
+	MOVQ  R13, CX
+
+cp_loop:
+	CMPQ CX, $8
+	JL   cp_tail
+	VMOVUPS (AX), Y0
+	VMOVUPS Y0, (R10)
+	ADDQ $32, AX
+	ADDQ $32, R10
+	SUBQ $8, CX
+	JMP  cp_loop
+
+cp_tail:
+	TESTQ CX, CX
+	JZ    cp_next
+	VMASKMOVPS (AX), Y9, Y0
+	VMASKMOVPS Y0, Y9, (R10)
+
+cp_next:
+	ADDQ R8, SI
+	ADDQ BX, DI
+	DECQ R12
+	JMP  cp_row
+
+cp_done:
 	VZEROUPPER
 	RET

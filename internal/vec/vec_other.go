@@ -4,6 +4,10 @@ package vec
 
 const useAVX2 = false
 
-func addReLUAVX2(dst, src *float32, n int, b float32)              { panic("unreachable") }
-func poolAddReLUAVX2(out, r0, r1 *float32, n int, b float32)       { panic("unreachable") }
-func interleaveAddReLUAVX2(dst, p0, p1 *float32, n int, b float32) { panic("unreachable") }
+func addReLUAVX2(dst, src *float32, n int, b float32)        { panic("unreachable") }
+func poolAddReLUAVX2(out, r0, r1 *float32, n int, b float32) { panic("unreachable") }
+func interleaveAddReLURowsAVX2(dst, p0, p1 *float32, rows, n, dstStride, srcStride int, b float32) {
+	panic("unreachable")
+}
+
+func copyRowsAVX2(dst, src *float32, rows, n, dstStride, srcStride int) { panic("unreachable") }

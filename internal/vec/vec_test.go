@@ -49,11 +49,13 @@ func sameBits(t *testing.T, name string, n int, got, want []float32) {
 	}
 }
 
+func newRand() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
+
 func TestKernelsMatchReference(t *testing.T) {
 	if !useAVX2 {
 		t.Log("no AVX2 here: the exported kernels are the Go reference itself")
 	}
-	r := rand.New(rand.NewPCG(1, 2))
+	r := newRand()
 	for n := 0; n <= 40; n++ {
 		for _, b := range []float32{0, 0.37, -0.5} {
 			src := randSlice(r, n)
@@ -68,11 +70,24 @@ func TestKernelsMatchReference(t *testing.T) {
 			PoolAddReLU(got[:n], r0, r1, b)
 			sameBits(t, "PoolAddReLU", n, got, want)
 
-			p0, p1 := randSlice(r, n), randSlice(r, n)
-			want, got = make([]float32, 2*n), withGuard(2*n)
-			interleaveAddReLUGo(want, p0, p1, b)
-			InterleaveAddReLU(got[:2*n], p0, p1, b)
-			sameBits(t, "InterleaveAddReLU", n, got, want)
+			// Planes of 3 rows with gaps between the rows, as the phase
+			// grids and output planes are laid out.
+			const rows = 3
+			srcStride, dstStride := n+3, 2*n+5
+			p0, p1 := randSlice(r, rows*srcStride), randSlice(r, rows*srcStride)
+			want, got = withGuard(rows*dstStride), withGuard(rows*dstStride)
+			for row := range rows {
+				interleaveAddReLUGo(want[row*dstStride:], p0[row*srcStride:][:n], p1[row*srcStride:], b)
+			}
+			InterleaveAddReLU(got[:rows*dstStride], p0, p1, rows, n, dstStride, srcStride, b)
+			sameBits(t, "InterleaveAddReLU", n, got, want[:rows*dstStride])
+
+			want, got = withGuard(rows*dstStride), withGuard(rows*dstStride)
+			for row := range rows {
+				copy(want[row*dstStride:][:n], p0[row*srcStride:])
+			}
+			CopyRows(got[:rows*dstStride], p0, rows, n, dstStride, srcStride)
+			sameBits(t, "CopyRows", n, got, want[:rows*dstStride])
 		}
 	}
 }

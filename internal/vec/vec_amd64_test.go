@@ -1,0 +1,28 @@
+package vec
+
+import "testing"
+
+// The exported kernels' portable branches (what other architectures run)
+// against the assembly, through the same entry points.
+func TestPortableBranchesMatchAssembly(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("no AVX2: the portable branches are all this machine runs, and TestKernelsMatchReference covers them")
+	}
+	const rows, n, ds, ss = 4, 13, 30, 15
+	src := randSlice(newRand(), rows*ss)
+	src2 := randSlice(newRand(), rows*ss)
+	run := func(avx bool) [][]float32 {
+		useAVX2 = avx
+		defer func() { useAVX2 = true }()
+		a, p, il, cp := make([]float32, len(src)), make([]float32, 6), make([]float32, rows*ds), make([]float32, rows*ds)
+		AddReLU(a, src, 0.2)
+		PoolAddReLU(p, src, src2, -0.1)
+		InterleaveAddReLU(il, src, src2, rows, n, ds, ss, 0.3)
+		CopyRows(cp, src, rows, n, ds, ss)
+		return [][]float32{a, p, il, cp}
+	}
+	asm, portable := run(true), run(false)
+	for k := range asm {
+		sameBits(t, "kernel", k, portable[k], asm[k])
+	}
+}
