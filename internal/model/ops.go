@@ -27,6 +27,12 @@ var (
 
 func data32(v G.Value) ([]float32, error) {
 	switch t := v.(type) {
+	case *tensor.Dense:
+		// Float32s, unlike Data, hands out the slice without allocating.
+		if t.Dtype() != tensor.Float32 {
+			return nil, fmt.Errorf("model: want float32 tensor, got %v", t.Dtype())
+		}
+		return t.Float32s(), nil
 	case tensor.Tensor:
 		d, ok := t.Data().([]float32)
 		if !ok {
@@ -40,19 +46,21 @@ func data32(v G.Value) ([]float32, error) {
 	}
 }
 
-func inputs32(vs []G.Value, want int) ([][]float32, error) {
+// inputs returns the float32 data of vs, which must number want. The slice
+// is the op's own, reused across runs.
+func (b *opBase) inputs(vs []G.Value, want int) ([][]float32, error) {
 	if len(vs) != want {
 		return nil, fmt.Errorf("model: want %d inputs, got %d", want, len(vs))
 	}
-	out := make([][]float32, len(vs))
-	for i, v := range vs {
+	b.in = b.in[:0]
+	for _, v := range vs {
 		d, err := data32(v)
 		if err != nil {
 			return nil, err
 		}
-		out[i] = d
+		b.in = append(b.in, d)
 	}
-	return out, nil
+	return b.in, nil
 }
 
 // dest returns the op's float32 output tensor of shape s. The VM forgets its
@@ -61,12 +69,12 @@ func inputs32(vs []G.Value, want int) ([][]float32, error) {
 // because an op value belongs to one node of one graph run by one goroutine.
 func (b *opBase) dest(prealloc G.Value, s tensor.Shape) (*tensor.Dense, []float32) {
 	if d, ok := prealloc.(*tensor.Dense); ok && d.Dtype() == tensor.Float32 && d.Shape().Eq(s) {
-		return d, d.Data().([]float32)
+		return d, d.Float32s()
 	}
 	if b.out == nil || !b.out.Shape().Eq(s) {
 		b.out = tensor.New(tensor.WithShape(s...), tensor.Of(tensor.Float32))
 	}
-	return b.out, b.out.Data().([]float32)
+	return b.out, b.out.Float32s()
 }
 
 func batchOf(v G.Value) int { return v.Shape()[0] }
@@ -80,6 +88,7 @@ func hashOf(s fmt.Stringer) uint32 {
 // opBase supplies the methods and output buffer every op here shares.
 type opBase struct {
 	out *tensor.Dense
+	in  [][]float32
 }
 
 func (*opBase) ReturnsPtr() bool     { return false }
@@ -138,7 +147,7 @@ func (op *convOp) outShape(n int) tensor.Shape {
 func (op *convOp) Do(vs ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, vs...) }
 
 func (op *convOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, error) {
-	in, err := inputs32(vs, 3)
+	in, err := op.inputs(vs, 3)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +228,7 @@ func (op *actGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return s.Clone(), nil
 }
 func (op *actGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, error) {
-	in, err := inputs32(vs, 2)
+	in, err := op.inputs(vs, 2)
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +260,7 @@ func (op *convInputGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 func (op *convInputGradOp) Do(vs ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, vs...) }
 func (op *convInputGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, error) {
-	in, err := inputs32(vs, 2)
+	in, err := op.inputs(vs, 2)
 	if err != nil {
 		return nil, err
 	}
@@ -296,7 +305,7 @@ func (op *convFilterGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 }
 func (op *convFilterGradOp) Do(vs ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, vs...) }
 func (op *convFilterGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, error) {
-	in, err := inputs32(vs, 2)
+	in, err := op.inputs(vs, 2)
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +333,7 @@ func (op *biasGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 }
 func (op *biasGradOp) Do(vs ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, vs...) }
 func (op *biasGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, error) {
-	in, err := inputs32(vs, 1)
+	in, err := op.inputs(vs, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -352,7 +361,7 @@ func (op *maxPoolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 func (op *maxPoolOp) Do(vs ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, vs...) }
 func (op *maxPoolOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, error) {
-	in, err := inputs32(vs, 1)
+	in, err := op.inputs(vs, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -386,7 +395,7 @@ func (op *maxPoolGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 func (op *maxPoolGradOp) Do(vs ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, vs...) }
 func (op *maxPoolGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, error) {
-	in, err := inputs32(vs, 2)
+	in, err := op.inputs(vs, 2)
 	if err != nil {
 		return nil, err
 	}
@@ -411,7 +420,7 @@ func (op *bceOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return tensor.ScalarShape(), nil
 }
 func (op *bceOp) Do(vs ...G.Value) (G.Value, error) {
-	in, err := inputs32(vs, 2)
+	in, err := op.inputs(vs, 2)
 	if err != nil {
 		return nil, err
 	}
@@ -445,7 +454,7 @@ func (op *bceGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 func (op *bceGradOp) Do(vs ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, vs...) }
 func (op *bceGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, error) {
-	in, err := inputs32(vs, 3)
+	in, err := op.inputs(vs, 3)
 	if err != nil {
 		return nil, err
 	}

@@ -68,32 +68,44 @@ func (r *Runner) bucket(size int) (*bucket, error) {
 
 // Run computes n items: in holds n×InLen values, the result n×OutLen.
 func (r *Runner) Run(in []float32, n int) ([]float32, error) {
+	out := make([]float32, max(n, 0)*r.half.OutLen())
+	if err := r.RunInto(out, in, n); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RunInto is Run writing the result into out, which must hold n×OutLen
+// values: with a reused out, a pass allocates almost nothing.
+func (r *Runner) RunInto(out, in []float32, n int) error {
 	inL, outL := r.half.InLen(), r.half.OutLen()
 	if n < 1 || len(in) != n*inL {
-		return nil, fmt.Errorf("model: run %s: %d values for %d items, want %d", r.half, len(in), n, n*inL)
+		return fmt.Errorf("model: run %s: %d values for %d items, want %d", r.half, len(in), n, n*inL)
 	}
-	out := make([]float32, n*outL)
+	if len(out) != n*outL {
+		return fmt.Errorf("model: run %s: room for %d values, want %d", r.half, len(out), n*outL)
+	}
 	for done := 0; done < n; {
 		k := min(n-done, MaxBucket)
 		b, err := r.bucket(bucketFor(k))
 		if err != nil {
-			return nil, err
+			return err
 		}
-		buf := b.input.Data().([]float32)
+		buf := b.input.Float32s()
 		copy(buf, in[done*inL:(done+k)*inL])
 		clear(buf[k*inL:]) // padding rows: computed, then ignored
 		v, err := b.plan.run(b.input)
 		if err != nil {
-			return nil, fmt.Errorf("model: run %s batch %d: %w", r.half, b.size, err)
+			return fmt.Errorf("model: run %s batch %d: %w", r.half, b.size, err)
 		}
 		y, err := data32(v)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		copy(out[done*outL:(done+k)*outL], y)
 		done += k
 	}
-	return out, nil
+	return nil
 }
 
 // Close releases the graphs.

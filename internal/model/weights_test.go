@@ -2,7 +2,6 @@ package model
 
 import (
 	"errors"
-	"math"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -196,63 +195,6 @@ func TestDecodeOfEncodeEqualsFull(t *testing.T) {
 
 // Whatever bucket and padding a batch lands in, each item's output equals
 // running it alone.
-func TestRunnerBatchInvariance(t *testing.T) {
-	dir, _ := savedModel(t)
-	m, _ := LoadDir(dir, "m")
-	r, _ := m.NewRunner(Full)
-	defer r.Close()
-	rng := rand.New(rand.NewSource(2))
-	n := 7 // bucket 8: one padding row
-	x := make([]float32, n*ImageLen)
-	for i := range x {
-		x[i] = rng.Float32()
-	}
-	batch, err := r.Run(x, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < n; i++ {
-		one, err := r.Run(x[i*ImageLen:(i+1)*ImageLen], 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for j, v := range one {
-			b := batch[i*ImageLen+j]
-			if d := math.Abs(float64(v - b)); d > 1e-5+1e-4*math.Abs(float64(b)) {
-				t.Fatalf("item %d pixel %d: batched %v, alone %v", i, j, b, v)
-			}
-		}
-	}
-	if _, err := r.Run(x[:10], 1); err == nil {
-		t.Fatal("wrong input length accepted")
-	}
-}
-
-func TestRunnerChunksPastMaxBucket(t *testing.T) {
-	dir, _ := savedModel(t)
-	m, _ := LoadDir(dir, "m", Encoder)
-	r, _ := m.NewRunner(Encoder)
-	defer r.Close()
-	n := MaxBucket + 3
-	x := make([]float32, n*ImageLen)
-	for i := range x {
-		x[i] = float32(i%97) / 97
-	}
-	z, err := r.Run(x, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	last, err := r.Run(x[(n-1)*ImageLen:], 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for j, v := range last {
-		if d := math.Abs(float64(v - z[(n-1)*LatentLen+j])); d > 1e-5 {
-			t.Fatalf("last item differs at %d: %v vs %v", j, v, z[(n-1)*LatentLen+j])
-		}
-	}
-}
-
 func tensorOf(shape []int, vals ...float32) *tensorDense {
 	return newDense(shape, vals)
 }

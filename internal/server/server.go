@@ -309,10 +309,25 @@ func (s *Server) Load(models ...*model.Model) error {
 	return nil
 }
 
-type runnerProc struct{ r *model.Runner }
+// runnerProc is one batch worker's runner, with the output buffer it
+// reuses: the batcher copies results out before the next call.
+type runnerProc struct {
+	r   *model.Runner
+	out []float32
+}
 
-func (p runnerProc) Process(in []float32, n int) ([]float32, error) { return p.r.Run(in, n) }
-func (p runnerProc) Close() error                                   { return p.r.Close() }
+func (p *runnerProc) Process(in []float32, n int) ([]float32, error) {
+	size := n * p.r.Half().OutLen()
+	if cap(p.out) < size {
+		p.out = make([]float32, size)
+	}
+	if err := p.r.RunInto(p.out[:size], in, n); err != nil {
+		return nil, err
+	}
+	return p.out[:size], nil
+}
+
+func (p *runnerProc) Close() error { return p.r.Close() }
 
 func (s *Server) serve(m *model.Model) (*served, error) {
 	sv := &served{name: m.Name, m: m, fp: m.Fingerprint.String(),
@@ -332,7 +347,7 @@ func (s *Server) serve(m *model.Model) (*served, error) {
 			if err != nil {
 				return nil, err
 			}
-			var p batch.Processor = runnerProc{r}
+			var p batch.Processor = &runnerProc{r: r}
 			if s.cfg.wrapProcessor != nil {
 				p = s.cfg.wrapProcessor(labels, p)
 			}
