@@ -18,6 +18,8 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path"
@@ -78,6 +80,7 @@ type options struct {
 	trainEpochs int
 	trainLimit  int
 	logLevel    string
+	debugAddr   string
 	cfg         server.Config
 }
 
@@ -115,6 +118,8 @@ func parseOptions(args []string, getenv func(string) string, usage io.Writer) (*
 			"so load balancers notice and keep-alive clients reconnect (a few seconds behind a load balancer)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "longest wait for in-flight and queued requests on shutdown")
 	fs.StringVar(&o.logLevel, "log-level", "info", "trace, debug, info, warn or error")
+	fs.StringVar(&o.debugAddr, "debug-addr", "",
+		"serve Go's runtime profiles (net/http/pprof, /debug/pprof/) on this separate address, e.g. localhost:6060; off when empty. Never expose it publicly")
 	fs.Usage = func() {
 		fmt.Fprintf(usage, "Usage: aeserve [flags]\n\nEvery flag can be set as %s<FLAG> (e.g. %s); flags win.\n\n",
 			envPrefix, envName("max-batch"))
@@ -192,6 +197,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
+	if o.debugAddr != "" {
+		stop, err := serveDebug(o.debugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err
@@ -224,6 +236,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return errors.Join(err, serr)
 	}
 	return <-served
+}
+
+// serveDebug serves the runtime profiles on a listener of their own, so that
+// they are never reachable through the public address (the API router does
+// not mount them either). It returns the function that stops it.
+func serveDebug(addr string, log zerolog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--debug-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: server.DefaultReadHeaderTimeout}
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("debug listener stopped")
+		}
+	}()
+	log.Info().Str("addr", ln.Addr().String()).Msg("debug listening")
+	return func() { srv.Close() }, nil
 }
 
 func weightsName(dir string) string {

@@ -65,13 +65,14 @@ type logSink struct {
 	mu    sync.Mutex
 	lines []map[string]any
 	addr  chan string
+	debug chan string // the --debug-addr listener's address
 	pw    *io.PipeWriter
 	done  chan struct{} // closed when the reader has parsed everything
 }
 
 func newLogSink() *logSink {
 	pr, pw := io.Pipe()
-	s := &logSink{addr: make(chan string, 1), pw: pw, done: make(chan struct{})}
+	s := &logSink{addr: make(chan string, 1), debug: make(chan string, 1), pw: pw, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		sc := bufio.NewScanner(pr)
@@ -84,8 +85,11 @@ func newLogSink() *logSink {
 			s.mu.Lock()
 			s.lines = append(s.lines, m)
 			s.mu.Unlock()
-			if m["message"] == "listening" {
+			switch m["message"] {
+			case "listening":
 				s.addr <- m["addr"].(string)
+			case "debug listening":
+				s.debug <- m["addr"].(string)
 			}
 		}
 	}()
@@ -124,7 +128,9 @@ func TestRunServesAndStops(t *testing.T) {
 	sink := newLogSink()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--workers", "1"}, env(nil), sink.pw) }()
+	go func() {
+		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--workers", "1", "--debug-addr", "127.0.0.1:0"}, env(nil), sink.pw)
+	}()
 	var base string
 	select {
 	case a := <-sink.addr:
@@ -141,6 +147,14 @@ func TestRunServesAndStops(t *testing.T) {
 	}
 	if code := get(t, base+"/v1/models/conv"); code != http.StatusOK {
 		t.Errorf("/v1/models/conv: %d", code)
+	}
+	// The profiles are served on the debug address only.
+	debug := "http://" + <-sink.debug
+	if code := get(t, debug+"/debug/pprof/goroutine?debug=1"); code != http.StatusOK {
+		t.Errorf("debug listener /debug/pprof/goroutine: %d", code)
+	}
+	if code := get(t, base+"/debug/pprof/goroutine?debug=1"); code != http.StatusNotFound {
+		t.Errorf("public listener /debug/pprof/goroutine: %d, want 404", code)
 	}
 	cancel()
 	if err := <-done; err != nil {

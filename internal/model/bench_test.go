@@ -35,7 +35,7 @@ func BenchmarkInfer(b *testing.B) {
 					}
 					// As the server runs: RunInto a reused buffer.
 					out := make([]float32, batch*half.OutLen())
-					if err := r.RunInto(out, in, batch); err != nil { // build the bucket's graph outside the timer
+					if err := r.RunInto(out, in, batch); err != nil { // build the graph and size the buffers outside the timer
 						b.Fatal(err)
 					}
 					b.ResetTimer()

@@ -67,12 +67,19 @@ func (b *opBase) inputs(vs []G.Value, want int) ([][]float32, error) {
 // registers on every Reset, so UsePreallocDo rarely gets a buffer; the op
 // keeps its own instead and overwrites all of it on every run. That is safe
 // because an op value belongs to one node of one graph run by one goroutine.
+// An inference graph runs whatever batch it is given (see Runner), so the
+// tensor is rebuilt when the shape changes, over the same memory while it
+// is large enough.
 func (b *opBase) dest(prealloc G.Value, s tensor.Shape) (*tensor.Dense, []float32) {
 	if d, ok := prealloc.(*tensor.Dense); ok && d.Dtype() == tensor.Float32 && d.Shape().Eq(s) {
 		return d, d.Float32s()
 	}
 	if b.out == nil || !b.out.Shape().Eq(s) {
-		b.out = tensor.New(tensor.WithShape(s...), tensor.Of(tensor.Float32))
+		size := s.TotalSize()
+		if cap(b.mem) < size {
+			b.mem = make([]float32, size)
+		}
+		b.out = tensor.New(tensor.WithShape(s...), tensor.WithBacking(b.mem[:size]))
 	}
 	return b.out, b.out.Float32s()
 }
@@ -88,6 +95,7 @@ func hashOf(s fmt.Stringer) uint32 {
 // opBase supplies the methods and output buffer every op here shares.
 type opBase struct {
 	out *tensor.Dense
+	mem []float32 // out's memory
 	in  [][]float32
 }
 

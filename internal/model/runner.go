@@ -6,25 +6,25 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// MaxBucket is the largest batch compiled into one graph; larger inputs run
-// in chunks. Buckets are powers of two, so padding wastes under half a pass.
-const MaxBucket = 256
+// MaxChunk is the most items one pass runs; larger inputs run in chunks of
+// it, so a runner's buffers never exceed MaxChunk items.
+const MaxChunk = 256
 
-// Runner runs one half of a model. gorgonia graphs have fixed shapes and its
-// VMs are not safe for concurrent use, so a Runner owns one graph and VM per
-// batch-size bucket, built on first use, and must be used by one goroutine
-// at a time (the batcher gives each worker its own). It runs the graphs
-// with a plan rather than a TapeMachine: see plan.
+// Runner runs one half of a model. gorgonia's VMs, and this package's ops
+// with their buffers, are not safe for concurrent use, so a Runner must be
+// used by one goroutine at a time (the batcher gives each worker its own).
+//
+// A Runner owns one inference graph, built on first use for MaxChunk items,
+// and runs it with a plan (see plan) on exactly the items it is given: every
+// op sizes its work and its output from its input's first dimension. So a
+// batch of 21 costs 21 images, not a padded 32, and the buffers grow only to
+// the largest batch actually run.
 type Runner struct {
-	half    Half
-	params  Params
-	buckets map[int]*bucket
-}
-
-type bucket struct {
-	size  int
-	plan  *plan
-	input *tensor.Dense
+	half   Half
+	params Params
+	plan   *plan
+	input  []float32     // the items of the current pass, grown on demand
+	view   *tensor.Dense // input's first k items, rebuilt when k changes
 }
 
 // NewRunner prepares a runner for half h; it fails if a needed half is not loaded.
@@ -34,37 +34,11 @@ func (m *Model) NewRunner(h Half) (*Runner, error) {
 			return nil, fmt.Errorf("model %s: half %s is not loaded", m.Name, s)
 		}
 	}
-	return &Runner{half: h, params: m.params, buckets: map[int]*bucket{}}, nil
+	return &Runner{half: h, params: m.params}, nil
 }
 
 // Half reports which half the runner computes.
 func (r *Runner) Half() Half { return r.half }
-
-func bucketFor(n int) int {
-	b := 1
-	for b < n && b < MaxBucket {
-		b *= 2
-	}
-	return b
-}
-
-func (r *Runner) bucket(size int) (*bucket, error) {
-	if b, ok := r.buckets[size]; ok {
-		return b, nil
-	}
-	g, x, y, _, err := build(r.params, r.half, size, false)
-	if err != nil {
-		return nil, err
-	}
-	p, err := newPlan(g, x, y)
-	if err != nil {
-		return nil, err
-	}
-	b := &bucket{size: size, plan: p,
-		input: tensor.New(tensor.WithShape(append([]int{size}, r.half.InShape()...)...), tensor.Of(tensor.Float32))}
-	r.buckets[size] = b
-	return b, nil
-}
 
 // Run computes n items: in holds n×InLen values, the result n×OutLen.
 func (r *Runner) Run(in []float32, n int) ([]float32, error) {
@@ -85,22 +59,27 @@ func (r *Runner) RunInto(out, in []float32, n int) error {
 	if len(out) != n*outL {
 		return fmt.Errorf("model: run %s: room for %d values, want %d", r.half, len(out), n*outL)
 	}
-	for done := 0; done < n; {
-		k := min(n-done, MaxBucket)
-		b, err := r.bucket(bucketFor(k))
+	if r.plan == nil {
+		g, x, y, _, err := build(r.params, r.half, MaxChunk, false)
 		if err != nil {
 			return err
 		}
-		buf := b.input.Float32s()
-		copy(buf, in[done*inL:(done+k)*inL])
-		clear(buf[k*inL:]) // padding rows: computed, then ignored
-		v, err := b.plan.run(b.input)
+		if r.plan, err = newPlan(g, x, y); err != nil {
+			return err
+		}
+	}
+	for done := 0; done < n; {
+		k := min(n-done, MaxChunk)
+		v, err := r.plan.run(r.inputView(in[done*inL:(done+k)*inL], k))
 		if err != nil {
-			return fmt.Errorf("model: run %s batch %d: %w", r.half, b.size, err)
+			return fmt.Errorf("model: run %s on %d items: %w", r.half, k, err)
 		}
 		y, err := data32(v)
 		if err != nil {
 			return err
+		}
+		if len(y) != k*outL {
+			return fmt.Errorf("model: run %s on %d items: %d values out, want %d", r.half, k, len(y), k*outL)
 		}
 		copy(out[done*outL:(done+k)*outL], y)
 		done += k
@@ -108,8 +87,23 @@ func (r *Runner) RunInto(out, in []float32, n int) error {
 	return nil
 }
 
-// Close releases the graphs.
+// inputView copies k items into the runner's input buffer and returns them
+// as a tensor of k rows. Copying rather than wrapping in keeps the tensor
+// from being rebuilt on every call: only a change of k does that.
+func (r *Runner) inputView(in []float32, k int) *tensor.Dense {
+	if cap(r.input) < len(in) {
+		r.input = make([]float32, len(in))
+		r.view = nil
+	}
+	copy(r.input[:len(in)], in)
+	if r.view == nil || r.view.Shape()[0] != k {
+		r.view = tensor.New(tensor.WithShape(append([]int{k}, r.half.InShape()...)...), tensor.WithBacking(r.input[:len(in)]))
+	}
+	return r.view
+}
+
+// Close releases the graph.
 func (r *Runner) Close() error {
-	r.buckets = nil
+	r.plan = nil
 	return nil
 }

@@ -8,8 +8,9 @@ import (
 	"github.com/aeserve/aeserve/weights"
 )
 
-// A batch's results do not depend on how it is bucketed or chunked, nor on
-// what the output buffer held: every item equals the same item run alone.
+// A batch's results do not depend on its size, on how it is chunked, on what
+// ran before it, nor on what the output buffer held: every item equals the
+// same item run alone.
 func TestRunnerBatchesEqualSingleItems(t *testing.T) {
 	m, err := LoadFS(weights.FS, "conv")
 	if err != nil {
@@ -20,8 +21,8 @@ func TestRunnerBatchesEqualSingleItems(t *testing.T) {
 		n     int
 		check []int // items compared with running them alone
 	}{
-		{Full, 7, []int{0, 1, 2, 3, 4, 5, 6}},                                         // bucket 8, one padding row
-		{Encoder, MaxBucket + 44, []int{0, MaxBucket - 1, MaxBucket, MaxBucket + 43}}, // a full bucket, then 44 padded to 64
+		{Full, 7, []int{0, 1, 2, 3, 4, 5, 6}},
+		{Encoder, MaxChunk + 44, []int{0, MaxChunk - 1, MaxChunk, MaxChunk + 43}}, // a full chunk, then 44
 	} {
 		r, err := m.NewRunner(tc.h)
 		if err != nil {

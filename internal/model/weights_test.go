@@ -193,8 +193,6 @@ func TestDecodeOfEncodeEqualsFull(t *testing.T) {
 	}
 }
 
-// Whatever bucket and padding a batch lands in, each item's output equals
-// running it alone.
 func tensorOf(shape []int, vals ...float32) *tensorDense {
 	return newDense(shape, vals)
 }
