@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,18 +50,15 @@ const (
 	// raw-PNG denoise at 64 connections faster than 64 images and a worker
 	// per core, with a lower p99 and half the memory.
 	DefaultMaxBatch  = 32
-	DefaultMaxWait   = time.Millisecond
+	DefaultMaxWait   = 2 * time.Millisecond
 	DefaultQueueSize = 1024
 )
 
-// DefaultWorkers is the number of forward-pass workers per model half: two,
-// or one on a single core. Each pass already splits its images over every
-// core; a second worker overlaps one batch's gathering and answering with
-// the next one's compute. Measured on 2 cores (README, "batching defaults"):
-// 6-12% more requests/s than one worker at 64 connections, the same at 1
-// and 16, for 1-3 ms more p99. MaxWait only matters with more than one
-// worker (a free worker waits only while the others are busy).
-func DefaultWorkers() int { return min(2, runtime.GOMAXPROCS(0)) }
+// DefaultWorkers is the number of forward-pass workers per model half. One
+// is enough: the kernels already split a batch's images over every core, and
+// each extra worker holds its own graphs and buffers. MaxWait only matters
+// with more than one worker (a free worker waits only while others are busy).
+func DefaultWorkers() int { return 1 }
 
 // BatchConfig sizes the batcher of each model half (see internal/batch).
 type BatchConfig struct {
