@@ -1,8 +1,10 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"runtime"
+	"runtime/debug"
 	"sync"
 )
 
@@ -172,18 +174,100 @@ func actGrad(act Activation, y, dy, dst []float32) {
 	}
 }
 
+// ranger computes items [lo, hi) as worker w of a parallel call.
+type ranger interface{ run(w, lo, hi int) }
+
+type rangeFunc func(w, lo, hi int)
+
+func (f rangeFunc) run(w, lo, hi int) { f(w, lo, hi) }
+
 // parallel runs fn over [0,n) split into contiguous ranges, one per worker.
-// The split depends only on n and the worker count, so reductions done in
-// worker order are reproducible for a given GOMAXPROCS. The caller runs the
-// first range itself rather than sitting idle while a goroutine does.
-func parallel(n int, fn func(worker, lo, hi int)) {
+// It allocates (the closure, a channel); the forward passes, which run on
+// every request, use parallelRun with jobs they keep instead.
+func parallel(n int, fn func(worker, lo, hi int)) { parallelRun(n, rangeFunc(fn), nil) }
+
+// parallelRun runs r over [0,n) split into contiguous ranges, one per
+// worker. The split depends only on n and the worker count, so reductions
+// done in worker order are reproducible for a given GOMAXPROCS. The caller
+// runs the first range itself; the others go to a pool of goroutines that
+// lives as long as the process. done is the caller's, reused across calls
+// with capacity for every other worker (nil: made here): with it and a
+// pointer r, the call allocates nothing.
+//
+// A panic in any range is re-raised in the caller, and only after every
+// range has finished, so that no range is still writing into buffers the
+// caller goes on to reuse. (Without the pool, a panic on another goroutine
+// would end the process, out of reach of the batcher's recover.)
+func parallelRun(n int, r ranger, done chan any) {
 	p := workers(n)
-	var wg sync.WaitGroup
-	for w := 1; w < p; w++ {
-		wg.Go(func() { fn(w, w*n/p, (w+1)*n/p) })
+	if p == 1 {
+		r.run(0, 0, n)
+		return
 	}
-	fn(0, 0, n/p)
-	wg.Wait()
+	if done == nil || cap(done) < p-1 {
+		done = make(chan any, p-1)
+	}
+	tasks := poolTasks()
+	for w := 1; w < p; w++ {
+		tasks <- task{r: r, w: w, lo: w * n / p, hi: (w + 1) * n / p, done: done}
+	}
+	caught := runCatching(r, 0, 0, n/p)
+	for w := 1; w < p; w++ {
+		if v := <-done; v != nil && caught == nil {
+			caught = v
+		}
+	}
+	if caught != nil {
+		panic(caught)
+	}
+}
+
+type task struct {
+	r         ranger
+	w, lo, hi int
+	done      chan<- any
+}
+
+var pool struct {
+	once  sync.Once
+	tasks chan task
+}
+
+// poolTasks starts the pool on first use: one goroutine per core, so a
+// range waits for a core, never for a goroutine.
+func poolTasks() chan<- task {
+	pool.once.Do(func() {
+		pool.tasks = make(chan task)
+		for range runtime.GOMAXPROCS(0) {
+			go func() {
+				for t := range pool.tasks {
+					t.done <- runCatching(t.r, t.w, t.lo, t.hi)
+				}
+			}()
+		}
+	})
+	return pool.tasks
+}
+
+// KernelPanic is a panic raised inside a parallel range, with the stack of
+// the goroutine it happened on.
+type KernelPanic struct {
+	Value any
+	Stack []byte
+}
+
+func (k *KernelPanic) Error() string {
+	return fmt.Sprintf("model: kernel panicked: %v\n%s", k.Value, k.Stack)
+}
+
+func runCatching(r ranger, w, lo, hi int) (caught any) {
+	defer func() {
+		if v := recover(); v != nil {
+			caught = &KernelPanic{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	r.run(w, lo, hi)
+	return nil
 }
 
 func workers(n int) int {
@@ -201,6 +285,19 @@ func workers(n int) int {
 // before the workers start: they then only touch their own slot.
 type scratch struct {
 	bufs [][]float32
+	done chan any // parallelRun's, reused
+
+	// The parallel bodies of the forward passes, kept here so that a pass
+	// allocates nothing.
+	fast  fastJob
+	im2co im2colJob
+}
+
+func (s *scratch) doneChan() chan any {
+	if p := runtime.GOMAXPROCS(0); cap(s.done) < p {
+		s.done = make(chan any, p)
+	}
+	return s.done
 }
 
 func (s *scratch) reserve(workers int) {

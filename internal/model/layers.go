@@ -62,46 +62,62 @@ func (l layer) geom() geom {
 // a per-channel constant and with ReLU) and does the elementwise work on a
 // quarter of the values.
 func (l layer) forward(x, w, b, y []float32, n int, act Activation, pool bool, sc *scratch) {
-	g := l.geom()
-	inL, outL := l.inLen(), l.outLen()
-	planeOut := l.OH * l.OW
+	j := &sc.im2co
+	*j = im2colJob{l: l, g: l.geom(), x: x, w: w, b: b, y: y, act: act, pool: pool, sc: sc,
+		inL: l.inLen(), outL: l.outLen(), planeOut: l.OH * l.OW, p: workers(n)}
 	if pool {
-		outL /= 4
-		planeOut /= 4
+		j.outL /= 4
+		j.planeOut /= 4
 	}
-	sc.reserve(2 * workers(n))
-	parallel(n, func(worker, lo, hi int) {
-		col := sc.get(worker, g.colRows()*g.colCols())
-		var pre []float32
-		if pool {
-			pre = sc.get(workers(n)+worker, l.outLen())
+	sc.reserve(2 * j.p)
+	parallelRun(n, j, sc.doneChan())
+	*j = im2colJob{} // drop the references to this pass's tensors
+}
+
+// im2colJob is one forward call's parallel body.
+type im2colJob struct {
+	l           layer
+	g           geom
+	x, w, b, y  []float32
+	act         Activation
+	pool        bool
+	sc          *scratch
+	inL, outL   int
+	planeOut, p int
+}
+
+func (j *im2colJob) run(worker, lo, hi int) {
+	l, g, b := j.l, j.g, j.b
+	col := j.sc.get(worker, g.colRows()*g.colCols())
+	var pre []float32
+	if j.pool {
+		pre = j.sc.get(j.p+worker, l.outLen())
+	}
+	for i := lo; i < hi; i++ {
+		xi, yi := j.x[i*j.inL:(i+1)*j.inL], j.y[i*j.outL:(i+1)*j.outL]
+		z := yi
+		if j.pool {
+			z = pre
 		}
-		for i := lo; i < hi; i++ {
-			xi, yi := x[i*inL:(i+1)*inL], y[i*outL:(i+1)*outL]
-			z := yi
-			if pool {
-				z = pre
-			}
-			if l.kind == kindConv {
-				im2col(g, xi, col)
-				sgemm(false, false, l.Cout, g.colCols(), g.colRows(), w, g.colRows(), col, g.colCols(), 0, z, l.OH*l.OW)
-			} else {
-				sgemm(true, false, g.colRows(), g.colCols(), l.Cin, w, g.colRows(), xi, l.H*l.W, 0, col, g.colCols())
-				col2im(g, col, z)
-			}
-			switch {
-			case pool && act == ActReLU:
-				for r := 0; r < l.Cout*l.OH/2; r++ {
-					vec.PoolAddReLU(yi[r*l.OW/2:][:l.OW/2], z[2*r*l.OW:][:l.OW], z[(2*r+1)*l.OW:][:l.OW], b[r/(l.OH/2)])
-				}
-			case pool:
-				maxPool2(z, yi, l.Cout, l.OH, l.OW)
-				biasAct(yi, b, planeOut, act)
-			default:
-				biasAct(yi, b, planeOut, act)
-			}
+		if l.kind == kindConv {
+			im2col(g, xi, col)
+			sgemm(false, false, l.Cout, g.colCols(), g.colRows(), j.w, g.colRows(), col, g.colCols(), 0, z, l.OH*l.OW)
+		} else {
+			sgemm(true, false, g.colRows(), g.colCols(), l.Cin, j.w, g.colRows(), xi, l.H*l.W, 0, col, g.colCols())
+			col2im(g, col, z)
 		}
-	})
+		switch {
+		case j.pool && j.act == ActReLU:
+			for r := 0; r < l.Cout*l.OH/2; r++ {
+				vec.PoolAddReLU(yi[r*l.OW/2:][:l.OW/2], z[2*r*l.OW:][:l.OW], z[(2*r+1)*l.OW:][:l.OW], b[r/(l.OH/2)])
+			}
+		case j.pool:
+			maxPool2(z, yi, l.Cout, l.OH, l.OW)
+			biasAct(yi, b, j.planeOut, j.act)
+		default:
+			biasAct(yi, b, j.planeOut, j.act)
+		}
+	}
 }
 
 // inputGrad computes dx from gz, the gradient at the layer's pre-activation output.

@@ -139,35 +139,51 @@ var convTPhases = func() [4][][3]int {
 
 // forwardFast is forward for fastForward layers, with weights already packed.
 func (l layer) forwardFast(x, packed, b, y []float32, n int, act Activation, pool bool, pads *padBufs, sc *scratch) {
-	pg := l.padGeom()
-	inL, outL := l.inLen(), l.outLen()
+	j := &sc.fast
+	*j = fastJob{l: l, x: x, packed: packed, b: b, y: y, act: act, pool: pool, pads: pads, sc: sc,
+		pg: l.padGeom(), inL: l.inLen(), outL: l.outLen(), grids: 1}
 	if pool {
-		outL /= 4
+		j.outL /= 4
 	}
-	grids := 1
 	if l.kind == kindConvT {
-		grids = 4 // all phases first, so that rows are emitted whole
+		j.grids = 4 // all phases first, so that rows are emitted whole
 	}
 	p := workers(n)
 	pads.reserve(p)
 	sc.reserve(p)
-	parallel(n, func(worker, lo, hi int) {
-		xp := pads.get(worker, l.Cin*pg.chStride)
-		grid := sc.get(worker, grids*l.Cout*pg.gridLen)
-		for i := lo; i < hi; i++ {
-			l.padInterior(x[i*inL:(i+1)*inL], xp, pg)
-			yi := y[i*outL : (i+1)*outL]
-			if l.kind == kindConv {
-				l.tapGEMM(convTaps, packed, xp, grid, pg)
-				l.emit(grid, b, yi, pg, act, pool)
-				continue
-			}
-			for ph, taps := range convTPhases {
-				l.tapGEMM(taps, packed, xp, grid[ph*l.Cout*pg.gridLen:], pg)
-			}
-			l.emitPhases(grid, b, yi, pg, act)
+	parallelRun(n, j, sc.doneChan())
+	*j = fastJob{} // drop the references to this pass's tensors
+}
+
+// fastJob is one forwardFast call's parallel body.
+type fastJob struct {
+	l                layer
+	x, packed, b, y  []float32
+	act              Activation
+	pool             bool
+	pads             *padBufs
+	sc               *scratch
+	pg               padGeom
+	inL, outL, grids int
+}
+
+func (j *fastJob) run(worker, lo, hi int) {
+	l, pg := j.l, j.pg
+	xp := j.pads.get(worker, l.Cin*pg.chStride)
+	grid := j.sc.get(worker, j.grids*l.Cout*pg.gridLen)
+	for i := lo; i < hi; i++ {
+		l.padInterior(j.x[i*j.inL:(i+1)*j.inL], xp, pg)
+		yi := j.y[i*j.outL : (i+1)*j.outL]
+		if l.kind == kindConv {
+			l.tapGEMM(convTaps, j.packed, xp, grid, pg)
+			l.emit(grid, j.b, yi, pg, j.act, j.pool)
+			continue
 		}
-	})
+		for ph, taps := range convTPhases {
+			l.tapGEMM(taps, j.packed, xp, grid[ph*l.Cout*pg.gridLen:], pg)
+		}
+		l.emitPhases(grid, j.b, yi, pg, j.act)
+	}
 }
 
 // emit copies a convolution's grid to y [Cout,OH,OW] (or pooled), adding
