@@ -2,7 +2,10 @@
 
 package vec
 
-const useAVX2 = false
+const (
+	useAVX2 = false
+	hasFMA  = false
+)
 
 func addReLUAVX2(dst, src *float32, n int, b float32)        { panic("unreachable") }
 func poolAddReLUAVX2(out, r0, r1 *float32, n int, b float32) { panic("unreachable") }
@@ -11,3 +14,6 @@ func interleaveAddReLURowsAVX2(dst, p0, p1 *float32, rows, n, dstStride, srcStri
 }
 
 func copyRowsAVX2(dst, src *float32, rows, n, dstStride, srcStride int) { panic("unreachable") }
+
+func sgemm4AVX2(c, a, b *float32, n, k, lda, ldb, ldc, accum int, beta float32) { panic("unreachable") }
+func sgemm1AVX2(c, a, b *float32, n, k, ldb, accum int, beta float32)           { panic("unreachable") }
