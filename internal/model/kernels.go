@@ -184,23 +184,24 @@ func (f rangeFunc) run(w, lo, hi int) { f(w, lo, hi) }
 // parallel runs fn over [0,n) split into contiguous ranges, one per worker.
 // It allocates (the closure, a channel); the forward passes, which run on
 // every request, use parallelRun with jobs they keep instead.
-func parallel(n int, fn func(worker, lo, hi int)) { parallelRun(n, rangeFunc(fn), nil) }
+func parallel(n, p int, fn func(worker, lo, hi int)) { parallelRun(n, p, rangeFunc(fn), nil) }
 
-// parallelRun runs r over [0,n) split into contiguous ranges, one per
-// worker. The split depends only on n and the worker count, so reductions
-// done in worker order are reproducible for a given GOMAXPROCS. The caller
-// runs the first range itself; the others go to a pool of goroutines that
-// lives as long as the process. done is the caller's, reused across calls
-// with capacity for every other worker (nil: made here): with it and a
-// pointer r, the call allocates nothing.
+// parallelRun runs r over [0,n) split into p contiguous ranges, one per
+// worker. p is the caller's workers(n), read once: the caller sized its
+// per-worker buffers for it, and GOMAXPROCS may change in between (Go
+// follows a container's CPU limit). The split depends only on n and p, so
+// reductions done in worker order are reproducible for a given p. The
+// caller runs the first range itself; the others go to a pool of goroutines
+// that lives as long as the process. done is the caller's, reused across
+// calls with capacity for every other worker (nil: made here): with it and
+// a pointer r, the call allocates nothing.
 //
 // A panic in any range is re-raised in the caller, and only after every
 // range has finished, so that no range is still writing into buffers the
 // caller goes on to reuse. (Without the pool, a panic on another goroutine
 // would end the process, out of reach of the batcher's recover.)
-func parallelRun(n int, r ranger, done chan any) {
-	p := workers(n)
-	if p == 1 {
+func parallelRun(n, p int, r ranger, done chan any) {
+	if p <= 1 {
 		r.run(0, 0, n)
 		return
 	}
@@ -234,7 +235,8 @@ var pool struct {
 }
 
 // poolTasks starts the pool on first use: one goroutine per core, so a
-// range waits for a core, never for a goroutine.
+// range waits for a core, never for a goroutine. (If GOMAXPROCS grows
+// later, ranges queue for these goroutines; none is lost.)
 func poolTasks() chan<- task {
 	pool.once.Do(func() {
 		pool.tasks = make(chan task)
@@ -293,8 +295,9 @@ type scratch struct {
 	im2co im2colJob
 }
 
-func (s *scratch) doneChan() chan any {
-	if p := runtime.GOMAXPROCS(0); cap(s.done) < p {
+// doneChan returns the scratch's done channel for a parallelRun of p workers.
+func (s *scratch) doneChan(p int) chan any {
+	if cap(s.done) < p {
 		s.done = make(chan any, p)
 	}
 	return s.done

@@ -70,7 +70,7 @@ func (l layer) forward(x, w, b, y []float32, n int, act Activation, pool bool, s
 		j.planeOut /= 4
 	}
 	sc.reserve(2 * j.p)
-	parallelRun(n, j, sc.doneChan())
+	parallelRun(n, j.p, j, sc.doneChan(j.p))
 	*j = im2colJob{} // drop the references to this pass's tensors
 }
 
@@ -124,8 +124,9 @@ func (j *im2colJob) run(worker, lo, hi int) {
 func (l layer) inputGrad(gz, w, dx []float32, n int, sc *scratch) {
 	g := l.geom()
 	inL, outL := l.inLen(), l.outLen()
-	sc.reserve(workers(n))
-	parallel(n, func(worker, lo, hi int) {
+	p := workers(n)
+	sc.reserve(p)
+	parallel(n, p, func(worker, lo, hi int) {
 		col := sc.get(worker, g.colRows()*g.colCols())
 		for i := lo; i < hi; i++ {
 			gi, dxi := gz[i*outL:(i+1)*outL], dx[i*inL:(i+1)*inL]
@@ -151,7 +152,7 @@ func (l layer) filterGrad(x, gz, dw []float32, n int, cols, parts *scratch) {
 	for w := 0; w < p; w++ {
 		clear(parts.get(w, wL))
 	}
-	parallel(n, func(worker, lo, hi int) {
+	parallel(n, p, func(worker, lo, hi int) {
 		col := cols.get(worker, g.colRows()*g.colCols())
 		pw := parts.get(worker, wL)
 		for i := lo; i < hi; i++ {

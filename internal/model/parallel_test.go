@@ -28,7 +28,7 @@ func TestParallelRunCoversEveryItemOnce(t *testing.T) {
 	done := make(chan any, 4)
 	for _, n := range []int{1, 2, 3, 4, 5, 17} {
 		r := &countRanger{hits: make([]atomic.Int32, n), panic: -1}
-		parallelRun(n, r, done)
+		parallelRun(n, workers(n), r, done)
 		for i := range r.hits {
 			if h := r.hits[i].Load(); h != 1 {
 				t.Fatalf("n=%d: item %d ran %d times", n, i, h)
@@ -51,7 +51,7 @@ func TestParallelRunReturnsPanicsToCaller(t *testing.T) {
 				t.Fatalf("recovered %v (%T), want a *KernelPanic of \"boom\" with a stack", v, v)
 			}
 		}()
-		parallelRun(n, r, nil)
+		parallelRun(n, workers(n), r, nil)
 		t.Fatal("parallelRun returned normally")
 	}()
 	for i := range r.hits {
@@ -61,8 +61,29 @@ func TestParallelRunReturnsPanicsToCaller(t *testing.T) {
 	}
 	// The pool survives: the next call works.
 	ok := &countRanger{hits: make([]atomic.Int32, n), panic: -1}
-	parallelRun(n, ok, nil)
+	parallelRun(n, workers(n), ok, nil)
 	if ok.hits[n-1].Load() != 1 {
 		t.Fatal("the pool stopped working after a panic")
 	}
 }
+
+// parallelRun splits into exactly the p ranges it is given, whatever
+// GOMAXPROCS says by then: callers size per-worker buffers for p, and Go
+// changes GOMAXPROCS when a container's CPU limit changes.
+func TestParallelRunUsesTheCallersWorkerCount(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(8))
+	for _, p := range []int{1, 2, 3} {
+		var seen [8]atomic.Int32
+		r := &workerRanger{seen: &seen}
+		parallelRun(16, p, r, nil)
+		for w := range seen {
+			if got, want := seen[w].Load() != 0, w < p; got != want {
+				t.Fatalf("p=%d: worker %d ran: %v", p, w, got)
+			}
+		}
+	}
+}
+
+type workerRanger struct{ seen *[8]atomic.Int32 }
+
+func (r *workerRanger) run(w, _, _ int) { r.seen[w].Add(1) }

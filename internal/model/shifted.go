@@ -151,7 +151,7 @@ func (l layer) forwardFast(x, packed, b, y []float32, n int, act Activation, poo
 	p := workers(n)
 	pads.reserve(p)
 	sc.reserve(p)
-	parallelRun(n, j, sc.doneChan())
+	parallelRun(n, p, j, sc.doneChan(p))
 	*j = fastJob{} // drop the references to this pass's tensors
 }
 
@@ -347,7 +347,7 @@ func (l layer) filterGradFast(x, gz, dw []float32, n int, bufs, parts *scratch) 
 	for w := 0; w < p; w++ {
 		clear(parts.get(w, wL))
 	}
-	parallel(n, func(worker, lo, hi int) {
+	parallel(n, p, func(worker, lo, hi int) {
 		xp := bufs.get(worker, l.Cin*pg.chStride)
 		gg := bufs.get(p+worker, l.Cout*pg.gridLen)
 		pt := parts.get(worker, wL) // per tap [Cout, Cin]
@@ -389,7 +389,7 @@ func (l layer) inputGradFastT(gz, packed, dx []float32, n int, bufs *scratch) {
 	inL, outL := l.inLen(), l.outLen()
 	p := workers(n)
 	bufs.reserve(2 * p)
-	parallel(n, func(worker, lo, hi int) {
+	parallel(n, p, func(worker, lo, hi int) {
 		dxp := bufs.get(worker, l.Cin*pg.chStride)
 		gg := bufs.get(p+worker, l.Cout*pg.gridLen)
 		for i := lo; i < hi; i++ {

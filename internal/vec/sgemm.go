@@ -20,6 +20,10 @@ func Sgemm(m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32
 	if k <= 0 {
 		for i := 0; i < m; i++ {
 			row := c[i*ldc:][:n]
+			if beta == 0 {
+				clear(row) // as BLAS: C is not read, so NaN there does not survive
+				continue
+			}
 			for j := range row {
 				row[j] *= beta
 			}

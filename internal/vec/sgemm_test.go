@@ -52,6 +52,23 @@ func TestSgemmMatchesReference(t *testing.T) {
 	}
 }
 
+// With beta = 0, C is written, never read: whatever it held, NaN included,
+// is gone (as in BLAS), also when k = 0.
+func TestSgemmBetaZeroIgnoresC(t *testing.T) {
+	for _, k := range []int{0, 2} {
+		c := []float32{float32(math.NaN()), float32(math.Inf(1)), 7, float32(math.NaN())}
+		a, b := []float32{1, 1, 1, 1}, []float32{0, 0, 0, 0}
+		if !Sgemm(2, 2, k, a, 2, b, 2, 0, c, 2) {
+			t.Skip("no AVX2+FMA on this CPU")
+		}
+		for i, v := range c {
+			if v != 0 {
+				t.Fatalf("k=%d: C[%d] = %v, want 0", k, i, v)
+			}
+		}
+	}
+}
+
 func BenchmarkSgemm(b *testing.B) {
 	// The shapes of the model's largest layers at batch 1.
 	for _, s := range []struct{ m, n, k int }{{32, 224, 32}, {32, 210, 32}, {1, 840, 32}, {32, 784, 9}} {

@@ -1,5 +1,6 @@
-// Package vec holds the vector kernels of the layer epilogues: bias, ReLU,
-// pooling and the interleaving of transposed-convolution phases.
+// Package vec holds the vector kernels of the layer epilogues (bias, ReLU,
+// pooling, the interleaving of transposed-convolution phases) and the pure-Go
+// build's SGEMM.
 package vec
 
 import "math"
@@ -8,7 +9,9 @@ import "math"
 // than the GEMMs. On amd64 with AVX2 they run as assembly (vec_amd64.s, in a
 // package of its own because Go assembly cannot sit beside the cgo OpenBLAS
 // binding); the Go versions are the portable path and the reference the
-// assembly is tested against, bit for bit.
+// assembly is tested against, bit for bit for every input but NaN. (For
+// NaN the assembly gives +0, where the Go code keeps a positive NaN; the
+// layers never see one: inputs and weights are checked finite.)
 //
 // Every kernel computes relu(v + b) as max(v+b, +0), so −0 becomes +0, and
 // pools before adding the bias: relu(max(…) + b) = max(relu(… + b)) exactly,
