@@ -1,24 +1,25 @@
 #include "textflag.h"
 
-// masks<>: 8 lanes of all ones, then 8 of zeros. The 8 lanes loaded from
+// ·lanemask: 8 lanes of all ones, then 8 of zeros. The 8 lanes loaded from
 // byte offset 4·(8−m) enable exactly the first m (0 ≤ m ≤ 8): VMASKMOVPS
 // then reads and writes only those, so no kernel touches memory past n.
-DATA masks<>+0(SB)/8, $0xffffffffffffffff
-DATA masks<>+8(SB)/8, $0xffffffffffffffff
-DATA masks<>+16(SB)/8, $0xffffffffffffffff
-DATA masks<>+24(SB)/8, $0xffffffffffffffff
-DATA masks<>+32(SB)/8, $0
-DATA masks<>+40(SB)/8, $0
-DATA masks<>+48(SB)/8, $0
-DATA masks<>+56(SB)/8, $0
-GLOBL masks<>(SB), RODATA|NOPTR, $64
+// (sgemm_amd64.s uses it too.)
+DATA ·lanemask+0(SB)/8, $0xffffffffffffffff
+DATA ·lanemask+8(SB)/8, $0xffffffffffffffff
+DATA ·lanemask+16(SB)/8, $0xffffffffffffffff
+DATA ·lanemask+24(SB)/8, $0xffffffffffffffff
+DATA ·lanemask+32(SB)/8, $0
+DATA ·lanemask+40(SB)/8, $0
+DATA ·lanemask+48(SB)/8, $0
+DATA ·lanemask+56(SB)/8, $0
+GLOBL ·lanemask(SB), RODATA|NOPTR, $64
 
 // MASK loads into reg the mask enabling the first cnt lanes (cnt in 0..8);
 // tmp is clobbered.
 #define MASK(cnt, tmp, reg) \
 	MOVQ $8, tmp \
 	SUBQ cnt, tmp \
-	LEAQ masks<>(SB), R11 \
+	LEAQ ·lanemask(SB), R11 \
 	VMOVDQU (R11)(tmp*4), reg
 
 // Go assembly lists AVX operands in reverse of Intel order: VMAXPS Z, X, D
