@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"io/fs"
 	"net/http"
@@ -22,57 +21,20 @@ func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
 
-func TestFlagPrecedence(t *testing.T) {
-	o, err := parseOptions([]string{"--max-batch", "8"}, env(map[string]string{
-		"AESERVE_MAX_BATCH":     "16", // the flag wins
-		"AESERVE_ADDR":          "127.0.0.1:9999",
-		"AESERVE_MAX_WAIT":      "5ms",
-		"AESERVE_DOWNLOAD":      "true",
-		"AESERVE_WRITE_TIMEOUT": "", // empty is unset
-	}), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.cfg.Batch.MaxBatch != 8 || o.addr != "127.0.0.1:9999" || o.cfg.Batch.MaxWait != 5*time.Millisecond ||
-		!o.download || o.cfg.Batch.QueueSize != 1024 {
-		t.Errorf("options %+v", o)
-	}
-	if o.cfg.MaxRequestPixels != 16_000_000 {
-		t.Errorf("max request pixels %d, want the default 16000000", o.cfg.MaxRequestPixels)
-	}
-	o, err = parseOptions([]string{"--max-request-pixels", "5000000"}, env(map[string]string{"AESERVE_MAX_REQUEST_PIXELS": "6000000"}), io.Discard)
-	if err != nil || o.cfg.MaxRequestPixels != 5_000_000 {
-		t.Errorf("--max-request-pixels: %v, %d", err, o.cfg.MaxRequestPixels)
-	}
-	o, err = parseOptions(nil, env(map[string]string{"AESERVE_MAX_REQUEST_PIXELS": "6000000"}), io.Discard)
-	if err != nil || o.cfg.MaxRequestPixels != 6_000_000 {
-		t.Errorf("AESERVE_MAX_REQUEST_PIXELS: %v, %d", err, o.cfg.MaxRequestPixels)
-	}
-	if err := run(t.Context(), []string{"--max-request-pixels", "1000", "--max-pixels", "2000"}, env(nil), io.Discard); !errors.Is(err, errUsage) {
-		t.Errorf("a request budget below the per-image limit: %v, want a usage error", err)
-	}
-	if _, err := parseOptions(nil, env(map[string]string{"AESERVE_MAX_IMAGES": "many"}), io.Discard); err == nil ||
-		!strings.Contains(err.Error(), "AESERVE_MAX_IMAGES") {
-		t.Errorf("bad env value: %v", err)
-	}
-	if _, err := parseOptions([]string{"--nope"}, env(nil), io.Discard); err == nil {
-		t.Error("unknown flag accepted")
-	}
-}
-
 // logSink collects the server's JSON log lines and finds the listen address.
 type logSink struct {
 	mu    sync.Mutex
 	lines []map[string]any
 	addr  chan string
 	debug chan string // the --debug-addr listener's address
+	ops   chan string // the --metrics-addr listener's address
 	pw    *io.PipeWriter
 	done  chan struct{} // closed when the reader has parsed everything
 }
 
 func newLogSink() *logSink {
 	pr, pw := io.Pipe()
-	s := &logSink{addr: make(chan string, 1), debug: make(chan string, 1), pw: pw, done: make(chan struct{})}
+	s := &logSink{addr: make(chan string, 1), debug: make(chan string, 1), ops: make(chan string, 1), pw: pw, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		sc := bufio.NewScanner(pr)
@@ -90,6 +52,8 @@ func newLogSink() *logSink {
 				s.addr <- m["addr"].(string)
 			case "debug listening":
 				s.debug <- m["addr"].(string)
+			case "ops listening":
+				s.ops <- m["addr"].(string)
 			}
 		}
 	}()
@@ -129,7 +93,7 @@ func TestRunServesAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--workers", "1", "--debug-addr", "127.0.0.1:0"}, env(nil), sink.pw)
+		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--workers", "1", "--debug-addr", "127.0.0.1:0"}, env(nil), io.Discard, sink.pw)
 	}()
 	var base string
 	select {
@@ -194,7 +158,7 @@ func TestCorruptWeights(t *testing.T) {
 	if err := os.WriteFile(f, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err = run(t.Context(), []string{"--addr", "127.0.0.1:0", "--weights", dir}, env(nil), io.Discard)
+	err = run(t.Context(), []string{"--addr", "127.0.0.1:0", "--weights", dir}, env(nil), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "decoder.aew") || !strings.Contains(err.Error(), "checksum") {
 		t.Fatalf("corrupt weights: %v", err)
 	}
@@ -203,8 +167,8 @@ func TestCorruptWeights(t *testing.T) {
 	}
 }
 
-// A model without weights is trained on startup while the server already
-// answers /healthz, then loaded from what training wrote.
+// A model named in --models without weights is trained on startup while the
+// server already answers /healthz, then loaded from what training wrote.
 func TestTrainOnStartup(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a model")
@@ -220,8 +184,8 @@ func TestTrainOnStartup(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--weights", dir, "--data", data,
-			"--train-limit", "256", "--train-epochs", "1", "--workers", "1"}, env(nil), sink.pw)
+		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--weights", dir, "--models", "conv,denoise", "--data", data,
+			"--train-limit", "256", "--train-epochs", "1", "--workers", "1"}, env(nil), io.Discard, sink.pw)
 	}()
 	var base string
 	select {

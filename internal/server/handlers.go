@@ -34,7 +34,14 @@ func (s *Server) pick(r *http.Request, q query, def string) (*served, error) {
 		name = def
 	}
 	sv := set.byName[name]
-	if sv == nil {
+	switch {
+	case sv == nil && !ok:
+		// A deployment serving only some models (--models) may lack the
+		// route's default: say so, rather than that no such model exists.
+		return nil, problemf(http.StatusNotFound, kindUnknownModel,
+			"no model given and this route's default model %q is not served here (serving %s); name one with ?model=",
+			name, strings.Join(set.names, ", "))
+	case sv == nil:
 		return nil, unknownModel(name, set.names)
 	}
 	infoOf(r.Context()).model = sv

@@ -144,6 +144,28 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	return e
 }
 
+// newRoleEnv is a server of the given role, loaded as cmd/server loads it:
+// only the role's halves of the named models (all embedded ones if none).
+func newRoleEnv(t *testing.T, role Role, names ...string) *env {
+	t.Helper()
+	e := newUnloadedEnv(t, func(c *Config) { c.Role = role })
+	if len(names) == 0 {
+		names = []string{"conv", "denoise"}
+	}
+	var ms []*model.Model
+	for _, name := range names {
+		m, err := model.LoadFS(weights.FS, name, role.Halves()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, m)
+	}
+	if err := e.s.Load(ms...); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 // newUnloadedEnv serves without models, as while training on startup.
 func newUnloadedEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/collectors/version"
 )
 
 // routeUnmatched labels requests no route matched, so that scanners probing
@@ -34,6 +35,9 @@ type httpMetrics struct {
 	duration  *prometheus.HistogramVec
 	images    *prometheus.CounterVec
 	modelInfo *prometheus.GaugeVec
+	// serverInfo carries the role and the served models as labels of one
+	// series, rather than as labels on every series.
+	serverInfo *prometheus.GaugeVec
 	// admissionShed counts the 503s of Server.reserve, which the batcher
 	// never sees (its own are in aeserve_batch_shed_total).
 	admissionShed *prometheus.CounterVec
@@ -64,8 +68,12 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Name: "aeserve_model_info",
 			Help: "Models being served (always 1), with their weights' fingerprint and architecture.",
 		}, []string{"model", "fingerprint", "architecture"}),
+		serverInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "aeserve_server_info",
+			Help: "The process's role (all, encoder or decoder) and the models it serves, comma-separated (empty until loaded); always 1.",
+		}, []string{"role", "models"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.images, m.admissionShed, m.modelInfo} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.images, m.admissionShed, m.modelInfo, m.serverInfo} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("server: register metrics: %w", err)
 		}
@@ -74,6 +82,9 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 	for _, c := range []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		// aeserve_build_info{version, revision, goversion, …}, as Prometheus's
+		// own exporters have it; the build sets the values (README, Deploy).
+		version.NewCollector("aeserve"),
 	} {
 		var are prometheus.AlreadyRegisteredError
 		if err := reg.Register(c); err != nil && !errors.As(err, &are) {

@@ -72,41 +72,43 @@ func (p *Problem) Unwrap() error { return p.Err }
 // Problem kinds. Titles are fixed per kind so clients can show them; the
 // detail says what happened this time.
 const (
-	kindMalformed      = "malformed"
-	kindNotFound       = "not-found"
-	kindUnknownModel   = "unknown-model"
-	kindMethod         = "method-not-allowed"
-	kindNotAcceptable  = "not-acceptable"
-	kindConflict       = "model-mismatch"
-	kindTooLarge       = "too-large"
-	kindMediaType      = "unsupported-media-type"
-	kindUnprocessable  = "unprocessable"
-	kindOverloaded     = "overloaded"
-	kindTimeout        = "timeout"
-	kindRequestTimeout = "request-timeout"
-	kindNotReady       = "not-ready"
-	kindShuttingDown   = "shutting-down"
-	kindClientClosed   = "client-closed"
-	kindInternal       = "internal"
+	kindMalformed       = "malformed"
+	kindNotFound        = "not-found"
+	kindUnknownModel    = "unknown-model"
+	kindNotServedByRole = "not-served-by-role"
+	kindMethod          = "method-not-allowed"
+	kindNotAcceptable   = "not-acceptable"
+	kindConflict        = "model-mismatch"
+	kindTooLarge        = "too-large"
+	kindMediaType       = "unsupported-media-type"
+	kindUnprocessable   = "unprocessable"
+	kindOverloaded      = "overloaded"
+	kindTimeout         = "timeout"
+	kindRequestTimeout  = "request-timeout"
+	kindNotReady        = "not-ready"
+	kindShuttingDown    = "shutting-down"
+	kindClientClosed    = "client-closed"
+	kindInternal        = "internal"
 )
 
 var titles = map[string]string{
-	kindMalformed:      "Malformed request",
-	kindNotFound:       "Not found",
-	kindUnknownModel:   "Unknown model",
-	kindMethod:         "Method not allowed",
-	kindNotAcceptable:  "Not acceptable",
-	kindConflict:       "Latent does not belong to this model",
-	kindTooLarge:       "Request too large",
-	kindMediaType:      "Unsupported media type",
-	kindUnprocessable:  "Unprocessable content",
-	kindOverloaded:     "Server overloaded",
-	kindTimeout:        "Request timed out",
-	kindRequestTimeout: "Request body timed out",
-	kindNotReady:       "Not ready",
-	kindShuttingDown:   "Shutting down",
-	kindClientClosed:   "Client closed request",
-	kindInternal:       "Internal server error",
+	kindMalformed:       "Malformed request",
+	kindNotFound:        "Not found",
+	kindUnknownModel:    "Unknown model",
+	kindNotServedByRole: "Route not served by this server's role",
+	kindMethod:          "Method not allowed",
+	kindNotAcceptable:   "Not acceptable",
+	kindConflict:        "Latent does not belong to this model",
+	kindTooLarge:        "Request too large",
+	kindMediaType:       "Unsupported media type",
+	kindUnprocessable:   "Unprocessable content",
+	kindOverloaded:      "Server overloaded",
+	kindTimeout:         "Request timed out",
+	kindRequestTimeout:  "Request body timed out",
+	kindNotReady:        "Not ready",
+	kindShuttingDown:    "Shutting down",
+	kindClientClosed:    "Client closed request",
+	kindInternal:        "Internal server error",
 }
 
 func problemf(status int, kind, format string, args ...any) *Problem {

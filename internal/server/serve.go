@@ -39,12 +39,21 @@ func (w logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Serve answers on ln until ctx ends, then shuts down gracefully: /readyz
-// turns 503 at once and every response from then on carries Connection:
-// close, new connections are taken for DrainDelay more, then the listener
-// closes, in-flight requests finish (up to ShutdownTimeout) and finally the
-// batchers answer whatever is still queued and stop. It returns nil after a
-// clean shutdown.
+// Serve is ServeWithOps without a listener of its own for the probes and
+// metrics: the API listener serves them too.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return s.ServeWithOps(ctx, ln, nil)
+}
+
+// ServeWithOps answers the API on ln and, if ops is not nil, health,
+// readiness and metrics on ops (OpsHandler), until ctx ends; then it shuts
+// down gracefully: /readyz turns 503 at once and every response from then
+// on carries Connection: close, new connections are taken for DrainDelay
+// more, then the API listener closes, in-flight requests finish (up to
+// ShutdownTimeout) and finally the batchers answer whatever is still
+// queued and stop. The ops listener closes last, so that probes see the
+// drain rather than a refused connection. It returns nil after a clean
+// shutdown.
 //
 // Keep-alive connections are the hazard: closing one the client is just
 // sending a request on loses that request (the client sees EOF or a reset,
@@ -56,15 +65,26 @@ func (w logWriter) Write(p []byte) (int, error) {
 // (http.Server.SetKeepAlivesEnabled(false), which also closes whatever is
 // idle) and Shutdown called. A DrainDelay long enough for every client to
 // send one more request is what makes this lossless; see the README.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+func (s *Server) ServeWithOps(ctx context.Context, ln, ops net.Listener) error {
 	hs := s.HTTPServer()
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
 	s.log.Info().Str("addr", ln.Addr().String()).Msg("listening")
+	var opsSrv *http.Server
+	if ops != nil {
+		opsSrv = s.HTTPServer()
+		opsSrv.Handler = s.OpsHandler()
+		go func() { errc <- opsSrv.Serve(ops) }()
+		s.log.Info().Str("addr", ops.Addr().String()).Msg("ops listening")
+	}
 
 	select {
 	case err := <-errc:
-		// The listener failed on its own; nothing is in flight worth saving.
+		// A listener failed on its own; nothing is in flight worth saving.
+		hs.Close()
+		if opsSrv != nil {
+			opsSrv.Close()
+		}
 		_ = s.Close(context.Background())
 		return fmt.Errorf("server: %w", err)
 	case <-ctx.Done():
@@ -94,6 +114,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// cut off by the timeout, and Close still answers it.
 	if err := s.Close(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("server: closing batchers: %w", err))
+	}
+	if opsSrv != nil {
+		opsSrv.SetKeepAlivesEnabled(false)
+		if err := opsSrv.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("server: ops shutdown: %w", err))
+		}
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("server: ops: %w", err))
+		}
 	}
 	err := errors.Join(errs...)
 	ev := s.log.Info()

@@ -77,6 +77,10 @@ type Config struct {
 	Registry *prometheus.Registry
 	// OpenAPI is served on /openapi.yaml.
 	OpenAPI []byte
+	// Role decides which routes are served (each route declares the roles
+	// that serve it; the others answer 404 not-served-by-role). The models
+	// given to Load should hold the role's halves. "" is RoleAll.
+	Role Role
 
 	Batch BatchConfig
 
@@ -124,6 +128,12 @@ func (c *Config) setDefaults() error {
 	setDur(&c.WriteTimeout, c.RequestTimeout+15*time.Second)
 	setDur(&c.IdleTimeout, DefaultIdleTimeout)
 	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	if c.Role == "" {
+		c.Role = RoleAll
+	}
+	if _, err := ParseRole(string(c.Role)); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	b := &c.Batch
 	if b.MaxBatch == 0 {
 		b.MaxBatch = DefaultMaxBatch
@@ -170,6 +180,7 @@ type Server struct {
 	metrics  *httpMetrics
 	bmetrics *batch.Metrics
 	router   *chi.Mux
+	ops      *chi.Mux // health, readiness and metrics alone, for a listener of their own
 
 	models atomic.Pointer[modelSet] // nil until Load
 
@@ -233,12 +244,20 @@ func New(cfg Config) (*Server, error) {
 	if s.bmetrics, err = batch.NewMetrics(s.reg); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	s.metrics.serverInfo.WithLabelValues(string(cfg.Role), "").Set(1)
 	s.router = s.routes()
+	s.ops = s.newRouter()
+	s.opsRoutes(s.ops)
 	return s, nil
 }
 
 // Handler is the whole HTTP API.
 func (s *Server) Handler() http.Handler { return s.router }
+
+// OpsHandler serves only /healthz, /readyz and /metrics, for a listener of
+// their own (see ServeWithOps): a NetworkPolicy sees ports, not paths, so
+// probes and scrapers get a port that clients never need.
+func (s *Server) OpsHandler() http.Handler { return s.ops }
 
 // Registry holds the server's metrics.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
@@ -296,6 +315,8 @@ func (s *Server) Load(models ...*model.Model) error {
 		return errors.New("server: shutting down")
 	}
 	s.models.Store(set)
+	s.metrics.serverInfo.Reset()
+	s.metrics.serverInfo.WithLabelValues(string(s.cfg.Role), strings.Join(set.names, ",")).Set(1)
 	for _, name := range set.names {
 		sv := set.byName[name]
 		s.metrics.modelInfo.WithLabelValues(sv.name, sv.fp, sv.m.Manifest.Architecture).Set(1)
@@ -424,38 +445,71 @@ var (
 	decodeParams = []string{"model"}
 )
 
-func (s *Server) routes() *chi.Mux {
+// Which roles serve each model route. Operational routes and the model
+// metadata serve every role. A route added later declares its roles here.
+var (
+	encodeRoles = []Role{RoleAll, RoleEncoder}
+	decodeRoles = []Role{RoleAll, RoleDecoder}
+	fullRoles   = []Role{RoleAll} // needs both halves in one process
+)
+
+// newRouter is a router with the middleware every listener shares and the
+// problem answers for unknown paths and methods.
+func (s *Server) newRouter() *chi.Mux {
 	r := chi.NewRouter()
 	r.Use(s.observe, s.recoverer, s.limits, routeOnEscapedPath)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, problemf(http.StatusNotFound, kindNotFound, "no route for %s", r.URL.Path))
 	})
-	r.MethodNotAllowed(s.methodNotAllowed)
+	r.MethodNotAllowed(s.methodNotAllowed(r))
+	return r
+}
 
-	post := func(pattern string, h handlerFunc, params ...string) {
+func (s *Server) routes() *chi.Mux {
+	r := s.newRouter()
+	post := func(pattern string, roles []Role, h handlerFunc, params ...string) {
+		if !s.cfg.Role.serves(roles) {
+			// Still routed, so that the answer is this 404 and not "no
+			// route", and before the query is looked at: whatever the
+			// request, this process is the wrong one to ask.
+			p := notServedByRole(s.cfg.Role, http.MethodPost, pattern, roles)
+			r.Method(http.MethodPost, pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				s.writeProblem(w, r, p)
+			}))
+			return
+		}
 		r.Method(http.MethodPost, pattern, s.handle(h, params...))
 	}
-	// Every GET route answers HEAD too, as RFC 9110 §9.3.2 requires: the
-	// same handler runs, and net/http sends its headers without the body.
-	get := func(pattern string, h http.Handler) {
-		r.Method(http.MethodGet, pattern, h)
-		r.Method(http.MethodHead, pattern, h)
-	}
-	post("/v1/encode", s.encode, imageParams...)
-	post("/v1/decode", s.decode, decodeParams...)
-	post("/v1/reconstruct", s.reconstruct, imageParams...)
-	post("/v1/denoise", s.denoise, imageParams...)
-	get("/v1/models", s.handle(s.listModels))
-	get("/v1/models/{name}", s.handle(s.getModel))
-	get("/healthz", s.handle(s.healthz))
-	get("/readyz", s.handle(s.readyz))
-	get("/openapi.yaml", s.handle(s.openapi))
-	get("/metrics", s.strictQuery(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
+	post("/v1/encode", encodeRoles, s.encode, imageParams...)
+	post("/v1/decode", decodeRoles, s.decode, decodeParams...)
+	post("/v1/reconstruct", fullRoles, s.reconstruct, imageParams...)
+	post("/v1/denoise", fullRoles, s.denoise, imageParams...)
+	get(r, "/v1/models", s.handle(s.listModels))
+	get(r, "/v1/models/{name}", s.handle(s.getModel))
+	get(r, "/openapi.yaml", s.handle(s.openapi))
+	s.opsRoutes(r)
+	return r
+}
+
+// opsRoutes adds health, readiness and metrics to r. They take any query
+// string and ignore it: kubelet probes and Prometheus scrape configurations
+// may add parameters of their own, and a probe refused for one would take
+// a healthy pod out of service.
+func (s *Server) opsRoutes(r chi.Router) {
+	get(r, "/healthz", s.handleAnyQuery(s.healthz))
+	get(r, "/readyz", s.handleAnyQuery(s.readyz))
+	get(r, "/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
 		Registry:          s.reg, // counts its own scrape errors
 		ErrorHandling:     promhttp.ContinueOnError,
 		EnableOpenMetrics: false,
-	})))
-	return r
+	}))
+}
+
+// get serves h on GET and HEAD: RFC 9110 §9.3.2 asks every GET route to
+// answer HEAD, and net/http sends the same headers without the body.
+func get(r chi.Router, pattern string, h http.Handler) {
+	r.Method(http.MethodGet, pattern, h)
+	r.Method(http.MethodHead, pattern, h)
 }
 
 var allMethods = []string{
@@ -464,24 +518,27 @@ var allMethods = []string{
 }
 
 // methodNotAllowed answers 405 with the Allow header RFC 9110 requires; chi
-// does not pass the methods to a custom handler, so they are looked up.
-func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
-	var allow []string
-	route := ""
-	path := r.URL.Path
-	if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePath != "" {
-		path = rc.RoutePath // what the router matched on
-	}
-	for _, m := range allMethods {
-		if p := s.router.Find(chi.NewRouteContext(), m, path); p != "" {
-			allow = append(allow, m)
-			route = p
+// does not pass the methods to a custom handler, so they are looked up in
+// the router that refused the method.
+func (s *Server) methodNotAllowed(router *chi.Mux) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		route := ""
+		path := r.URL.Path
+		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePath != "" {
+			path = rc.RoutePath // what the router matched on
 		}
+		for _, m := range allMethods {
+			if p := router.Find(chi.NewRouteContext(), m, path); p != "" {
+				allow = append(allow, m)
+				route = p
+			}
+		}
+		infoOf(r.Context()).route = route
+		p := problemf(http.StatusMethodNotAllowed, kindMethod, "%s is not allowed on %s", r.Method, r.URL.Path)
+		p.Allow = allow
+		s.writeProblem(w, r, p)
 	}
-	infoOf(r.Context()).route = route
-	p := problemf(http.StatusMethodNotAllowed, kindMethod, "%s is not allowed on %s", r.Method, r.URL.Path)
-	p.Allow = allow
-	s.writeProblem(w, r, p)
 }
 
 // response is a handler's success: always 200, with this body.
@@ -498,11 +555,20 @@ type handlerFunc func(r *http.Request, q query) (*response, error)
 // parsed strictly first (params are what the route takes), the success is
 // written here and every error goes through writeProblem.
 func (s *Server) handle(h handlerFunc, params ...string) http.HandlerFunc {
+	return s.adapt(h, func(raw string) (query, error) { return parseQuery(raw, params...) })
+}
+
+// handleAnyQuery is handle for the probe routes, which ignore the query.
+func (s *Server) handleAnyQuery(h handlerFunc) http.HandlerFunc {
+	return s.adapt(h, func(string) (query, error) { return nil, nil })
+}
+
+func (s *Server) adapt(h handlerFunc, parse func(raw string) (query, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.hook != nil {
 			s.hook(r)
 		}
-		q, err := parseQuery(r.URL.RawQuery, params...)
+		q, err := parse(r.URL.RawQuery)
 		var res *response
 		if err == nil {
 			res, err = h(r, q)
@@ -523,18 +589,6 @@ func (s *Server) handle(h handlerFunc, params ...string) http.HandlerFunc {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(res.body)
 	}
-}
-
-// strictQuery refuses, for a handler that takes no query parameters, any
-// query at all, as handle does for its own.
-func (s *Server) strictQuery(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := parseQuery(r.URL.RawQuery); err != nil {
-			s.writeProblem(w, r, err)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // query is a request's query string, each parameter given once.

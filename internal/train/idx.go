@@ -368,3 +368,17 @@ func findIDX(dir, base string) (string, error) {
 	return "", fmt.Errorf("train: %s(.gz) not found in %s (run the download first): %w",
 		base, dir, fs.ErrNotExist)
 }
+
+// HasData reports, without reading them, whether dir holds the four MNIST
+// files training needs (each with or without .gz); the error names the
+// first one missing.
+func HasData(dir string) error {
+	for _, split := range []string{SplitTrain, SplitTest} {
+		for _, kind := range []string{"-images-idx3-ubyte", "-labels-idx1-ubyte"} {
+			if _, err := findIDX(dir, split+kind); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

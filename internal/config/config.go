@@ -1,0 +1,193 @@
+// Package config is the server's command line: its flags, their AESERVE_*
+// environment variables and defaults. It lives apart from cmd/server so that
+// other code can parse arguments exactly as the server does: the deploy
+// tests parse the container args of every Kubernetes manifest with it.
+//
+// Every flag has an environment equivalent (--max-batch is
+// AESERVE_MAX_BATCH); a flag on the command line wins over the environment,
+// which wins over the default. An empty variable counts as unset.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/aeserve/aeserve/internal/server"
+	"github.com/aeserve/aeserve/internal/train"
+)
+
+// ErrUsage marks errors in the arguments themselves (the server exits 2).
+var ErrUsage = errors.New("usage")
+
+// EnvPrefix turns a flag name into its environment variable: --max-batch is
+// AESERVE_MAX_BATCH.
+const EnvPrefix = "AESERVE_"
+
+// EnvName is the environment variable of a flag.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Options is everything the command line sets.
+type Options struct {
+	Addr        string
+	MetricsAddr string // "" serves probes and metrics on Addr only
+	DebugAddr   string
+	Role        server.Role
+	// Models names the models to serve; nil means every model the weights
+	// source holds. Names are checked for emptiness and repeats here, and
+	// against the weights and training presets by the server at startup.
+	Models      []string
+	Weights     string // "" is the embedded weights
+	TrainDir    string
+	Data        string
+	Download    bool
+	Mirror      string
+	TrainEpochs int
+	TrainLimit  int
+	LogLevel    string
+	Version     bool
+	Server      server.Config
+}
+
+// modelList is the --models flag: a comma-separated list, checked as it is
+// set so that the error names the flag (or its variable).
+type modelList struct{ names *[]string }
+
+func (m modelList) String() string {
+	if m.names == nil {
+		return ""
+	}
+	return strings.Join(*m.names, ",")
+}
+
+func (m modelList) Set(v string) error {
+	names := strings.Split(v, ",")
+	for i, n := range names {
+		names[i] = strings.TrimSpace(n)
+		switch {
+		case names[i] == "":
+			return fmt.Errorf("empty model name in %q", v)
+		case slices.Contains(names[:i], names[i]):
+			return fmt.Errorf("model %q is named twice", names[i])
+		}
+	}
+	*m.names = names
+	return nil
+}
+
+type roleFlag struct{ r *server.Role }
+
+func (f roleFlag) String() string {
+	if f.r == nil {
+		return ""
+	}
+	return string(*f.r)
+}
+
+func (f roleFlag) Set(v string) error {
+	r, err := server.ParseRole(v)
+	if err != nil {
+		return err
+	}
+	*f.r = r
+	return nil
+}
+
+// FlagSet returns the server's flags bound to o, with o's defaults set.
+func FlagSet(o *Options, usage io.Writer) *flag.FlagSet {
+	c := &o.Server
+	o.Role = server.RoleAll
+	fs := flag.NewFlagSet("aeserve", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	fs.StringVar(&o.Addr, "addr", ":8080", "listen address of the API")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", "",
+		"also serve /metrics, /healthz and /readyz on this address, e.g. :9090, for scrapers and probes (off when empty)")
+	fs.Var(roleFlag{&o.Role}, "role",
+		"which half to serve: all (every route), encoder (loads only encoder weights; /v1/encode) or decoder (only decoder weights; /v1/decode)")
+	fs.Var(modelList{&o.Models}, "models",
+		"comma-separated models to serve (default: every model the weights hold); a missing one is trained on startup with --role all and --data or --download")
+	fs.StringVar(&o.Weights, "weights", "", "weights directory holding <model>/manifest.json; empty: the embedded weights")
+	fs.StringVar(&o.TrainDir, "train-dir", "weights",
+		"with the embedded weights, where models named in --models but not embedded are looked for and trained into")
+	fs.StringVar(&o.Data, "data", "mnist", "MNIST directory, for training models named in --models whose weights are missing")
+	fs.BoolVar(&o.Download, "download", false, "download MNIST into --data if missing when a model must be trained (SHA-256 checked)")
+	fs.StringVar(&o.Mirror, "mirror", train.DefaultMirror, "MNIST mirror for --download")
+	fs.IntVar(&o.TrainEpochs, "train-epochs", 0, "epochs when training on startup (0: the model's preset)")
+	fs.IntVar(&o.TrainLimit, "train-limit", 0, "train on startup with only this many images (0: all; for smoke runs)")
+	fs.IntVar(&c.Batch.MaxBatch, "max-batch", server.DefaultMaxBatch, "images per forward pass")
+	fs.DurationVar(&c.Batch.MaxWait, "max-wait", server.DefaultMaxWait, "longest a free worker gathers a batch while all others are busy (0: never)")
+	fs.IntVar(&c.Batch.QueueSize, "queue-size", server.DefaultQueueSize, "images queued per model half before answering 503")
+	fs.IntVar(&c.Batch.Workers, "workers", server.DefaultWorkers(), "forward-pass workers per model half, each with its own graphs")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "largest request body")
+	fs.IntVar(&c.MaxImages, "max-images", server.DefaultMaxImages, "most images (or latent rows) per request")
+	fs.IntVar(&c.MaxPixels, "max-pixels", server.DefaultMaxPixels, "most pixels an input PNG may declare (fit=true takes any size up to this)")
+	fs.IntVar(&c.MaxRequestPixels, "max-request-pixels", server.DefaultMaxRequestPixels,
+		"most pixels the input PNGs of one request may declare together (checked from their headers before decoding; at least --max-pixels)")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", server.DefaultRequestTimeout, "deadline of a request, queueing included")
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", server.DefaultReadHeaderTimeout, "http.Server ReadHeaderTimeout")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", server.DefaultReadTimeout, "http.Server ReadTimeout")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", 0, "http.Server WriteTimeout (0: request timeout + 15s)")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", server.DefaultIdleTimeout, "http.Server IdleTimeout")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", 0,
+		"after SIGTERM, keep accepting for this long with /readyz at 503 and every response closing its connection, "+
+			"so load balancers notice and keep-alive clients reconnect (a few seconds behind a load balancer)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "longest wait for in-flight and queued requests on shutdown")
+	fs.StringVar(&o.LogLevel, "log-level", "info", "trace, debug, info, warn or error")
+	fs.StringVar(&o.DebugAddr, "debug-addr", "",
+		"serve Go's runtime profiles (net/http/pprof, /debug/pprof/) on this separate address, e.g. localhost:6060; off when empty. Never expose it publicly")
+	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(usage, "Usage: aeserve [flags]\n\nEvery flag can be set as %s<FLAG> (e.g. %s); flags win.\n\n",
+			EnvPrefix, EnvName("max-batch"))
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// Parse reads flags, then the environment for every flag not given. Errors
+// wrap ErrUsage, except flag.ErrHelp for -h.
+func Parse(args []string, getenv func(string) string, usage io.Writer) (*Options, error) {
+	o, _, err := parse(args, getenv, usage)
+	return o, err
+}
+
+func parse(args []string, getenv func(string) string, usage io.Writer) (*Options, *flag.FlagSet, error) {
+	o := &Options{}
+	fs := FlagSet(o, usage)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, err
+		}
+		return nil, nil, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, fmt.Errorf("%w: unexpected arguments %q", ErrUsage, fs.Args())
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := EnvName(f.Name)
+		v := getenv(env)
+		if given[f.Name] || v == "" {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if o.Server.Batch.MaxWait == 0 {
+		// The server reads 0 as "default"; on the command line it means none.
+		o.Server.Batch.MaxWait = -1
+	}
+	o.Server.Role = o.Role
+	return o, fs, nil
+}
