@@ -2,7 +2,7 @@
 MNIST ?= ../shared/mnist
 GOFLAGS_FAST ?= -tags openblas
 
-.PHONY: run test race bench train eval lint ci
+.PHONY: run test race bench train eval lint ci image deploy-test
 
 run:            ## serve the embedded models on :8080
 	go run ./cmd/server
@@ -27,6 +27,13 @@ lint:
 	gofmt -l $$(git ls-files '*.go')
 	go vet ./...
 	staticcheck ./...
+	cd deploy && go vet ./... && staticcheck ./...
+
+image:          ## the container image (docker or podman)
+	docker build --build-arg VERSION=$$(git describe --tags --always) --build-arg REVISION=$$(git rev-parse HEAD) -t aeserve .
+
+deploy-test:    ## the Kubernetes manifests, and the image with podman (deploy/ is its own module)
+	cd deploy && go vet ./... && go test ./...
 
 ci:
 	bash .ci/run
