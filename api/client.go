@@ -78,8 +78,8 @@ func (c *Client) Decode(ctx context.Context, l *Latent) ([][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: decode: %w", err)
 	}
-	want := -1 // the server refuses shapes other than [N,32,7,7]; let it say so
-	if len(l.Shape) == 4 {
+	want := -1 // the server refuses shapes other than its model's; let it say so
+	if len(l.Shape) >= 2 {
 		want = l.Shape[0]
 	}
 	return c.images(ctx, "/v1/decode", l.Model, body, MediaLatent, want)

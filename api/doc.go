@@ -20,7 +20,8 @@
 //
 // # Binary latent format
 //
-// A latent is one tensor, NCHW [N, 32, 7, 7] for N images. Version 1:
+// A latent is one tensor, [N, …the model's latent shape] for N images
+// ([N, 32, 7, 7] for conv, [N, 32] for dense; GET /v1/models). Version 1:
 //
 //	offset  size  field
 //	0       1     magic 0xAE

@@ -15,9 +15,10 @@ const (
 	DTypeInt8    = "int8"
 )
 
-// Latent is a batch of codes from an encoder, NCHW [N, 32, 7, 7]. In JSON the
-// data is a flat row-major array; see the package documentation for the
-// binary form, which carries no Model.
+// Latent is a batch of codes from an encoder: [N, …the model's latent
+// shape] (GET /v1/models), e.g. NCHW [N, 32, 7, 7] for conv or [N, 32] for
+// dense. In JSON the data is a flat row-major array; see the package
+// documentation for the binary form, which carries no Model.
 type Latent struct {
 	Model       string    `json:"model"`
 	Fingerprint string    `json:"fingerprint"` // 16 lowercase hex digits
@@ -133,6 +134,21 @@ func (l *Latent) CheckFinite() (index int, ok bool) {
 		}
 	}
 	return -1, true
+}
+
+// BinarySize is the length of a latent of this shape in the binary format,
+// header included: for float32, 11 bytes, one varint per dimension, and 4
+// bytes per number. Only float32 is implemented; other dtypes answer -1.
+func BinarySize(shape []int, dtype string) int {
+	if dtype != DTypeFloat32 {
+		return -1
+	}
+	size, n := headerFixed, 1
+	for _, d := range shape {
+		size += uvarintLen(uint64(d))
+		n *= d
+	}
+	return size + 4*n
 }
 
 // MarshalBinary encodes l in the binary format (Model is not carried). It

@@ -13,6 +13,34 @@ const (
 	MediaJSON    = "application/json"
 )
 
+// Classification is the JSON answer of /v1/classify for one image.
+type Classification struct {
+	Model       string `json:"model"`
+	Fingerprint string `json:"fingerprint"`
+	// Denoiser and DenoiserFingerprint name the autoencoder that cleaned the
+	// input first (?denoise=true); empty otherwise.
+	Denoiser            string `json:"denoiser,omitempty"`
+	DenoiserFingerprint string `json:"denoiser_fingerprint,omitempty"`
+	Result
+}
+
+// Classifications is the JSON answer of /v1/classify for several images,
+// in request order.
+type Classifications struct {
+	Model               string   `json:"model"`
+	Fingerprint         string   `json:"fingerprint"`
+	Denoiser            string   `json:"denoiser,omitempty"`
+	DenoiserFingerprint string   `json:"denoiser_fingerprint,omitempty"`
+	Results             []Result `json:"results"`
+}
+
+// Result is one image's class: the most probable digit and every class's
+// probability (they sum to 1).
+type Result struct {
+	Digit         int       `json:"digit"`
+	Probabilities []float32 `json:"probabilities"`
+}
+
 // Images is the JSON answer carrying pictures: base64 (standard encoding,
 // padded) PNG files, in the order of the request's images or latent rows.
 type Images struct {
@@ -21,34 +49,90 @@ type Images struct {
 	Images      []string `json:"images"`
 }
 
+// SchemaVersion is the version of ModelList and ModelInfo: 2 added task,
+// operations, stages, classes, code and trained_on_noise (and the
+// classifier's metrics). Fields are only ever added within /v1.
+const SchemaVersion = 2
+
 // ModelList is the answer of GET /v1/models.
 type ModelList struct {
-	Models []ModelInfo `json:"models"`
+	SchemaVersion int         `json:"schema_version"`
+	Models        []ModelInfo `json:"models"`
 	// Default names the model that answers requests without ?model=.
 	Default string `json:"default,omitempty"`
 }
 
-// ModelInfo describes one served model, enough to reproduce and judge it.
+// Tasks a model can have.
+const (
+	TaskAutoencoder = "autoencoder"
+	TaskClassifier  = "classifier"
+)
+
+// Operations a model can answer, by route: /v1/encode, /v1/decode,
+// /v1/reconstruct, /v1/denoise, /v1/classify.
+const (
+	OpEncode      = "encode"
+	OpDecode      = "decode"
+	OpReconstruct = "reconstruct"
+	OpDenoise     = "denoise"
+	OpClassify    = "classify"
+)
+
+// ModelInfo describes one served model, enough to use, reproduce and judge it.
 type ModelInfo struct {
 	Name         string `json:"name"`
 	Architecture string `json:"architecture"`
 	Description  string `json:"description,omitempty"`
+	// Task is "autoencoder" or "classifier".
+	Task string `json:"task"`
 	// Fingerprint identifies the weights, as in Latent (16 lowercase hex digits).
 	Fingerprint string `json:"fingerprint"`
-	// Halves lists what this server can run: "encoder", "decoder", "full".
-	Halves      []string     `json:"halves"`
-	InputShape  []int        `json:"input_shape"`  // [1, 28, 28]
-	LatentShape []int        `json:"latent_shape"` // [32, 7, 7]
-	Training    *Training    `json:"training,omitempty"`
-	Metrics     *Metrics     `json:"metrics,omitempty"`
-	Tensors     []TensorInfo `json:"tensors,omitempty"`
+	// Halves lists the stages this server runs: "encoder", "decoder",
+	// "full" (both in one graph) for an autoencoder, "classifier" for a
+	// classifier. A server of role encoder or decoder runs only that half.
+	Halves []string `json:"halves"`
+	// Operations lists the routes this model answers on this server.
+	Operations []string `json:"operations"`
+	// Stages describes every stage of the architecture, served here or not.
+	Stages      []StageInfo `json:"stages"`
+	InputShape  []int       `json:"input_shape"`            // [1, 28, 28]
+	LatentShape []int       `json:"latent_shape,omitempty"` // an autoencoder's code, e.g. [32, 7, 7]
+	Classes     int         `json:"classes,omitempty"`      // a classifier's
+	// Code is the size of one image's code, for an autoencoder.
+	Code *CodeSize `json:"code,omitempty"`
+	// TrainedOnNoise says whether the model learnt to remove noise: a
+	// denoising autoencoder. Any autoencoder answers /v1/denoise; only these
+	// are trained for it.
+	TrainedOnNoise bool         `json:"trained_on_noise"`
+	Training       *Training    `json:"training,omitempty"`
+	Metrics        *Metrics     `json:"metrics,omitempty"`
+	Tensors        []TensorInfo `json:"tensors,omitempty"`
+}
+
+// StageInfo is one stage's per-item input and output shapes.
+type StageInfo struct {
+	Name        string `json:"name"`
+	InputShape  []int  `json:"input_shape"`
+	OutputShape []int  `json:"output_shape"`
+}
+
+// CodeSize is how big one image's code is: numbers, and bytes in the
+// binary latent format as float32 (header included).
+type CodeSize struct {
+	Numbers     int `json:"numbers"`
+	BinaryBytes int `json:"binary_bytes"`
 }
 
 // Training records how the weights were made.
 type Training struct {
-	Epochs       int     `json:"epochs"`
-	BatchSize    int     `json:"batch_size"`
-	LearningRate float64 `json:"learning_rate"`
+	Epochs int `json:"epochs"`
+	// SelectedEpoch is the epoch of lowest validation loss, whose weights
+	// these are (0 if the model predates selection).
+	SelectedEpoch int     `json:"selected_epoch,omitempty"`
+	BatchSize     int     `json:"batch_size"`
+	LearningRate  float64 `json:"learning_rate"`
+	// Loss is the objective trained on, e.g. with a sparsity penalty.
+	Loss string `json:"loss,omitempty"`
 	// NoiseFactor is the σ of the Gaussian noise added to inputs of a
 	// denoising model, 0 for a plain autoencoder.
 	NoiseFactor float64 `json:"noise_factor"`
@@ -59,10 +143,12 @@ type Training struct {
 
 // Metrics are measured on held-out data (MNIST t10k).
 type Metrics struct {
-	BCE    float64 `json:"bce"`     // mean binary cross-entropy per pixel
-	PSNRdB float64 `json:"psnr_db"` // reconstruction PSNR, dB
+	BCE    float64 `json:"bce,omitempty"`     // mean binary cross-entropy per pixel
+	PSNRdB float64 `json:"psnr_db,omitempty"` // reconstruction PSNR, dB
 	// NoisyPSNRdB is the PSNR of denoising noisy inputs; denoising models only.
 	NoisyPSNRdB *float64 `json:"noisy_psnr_db,omitempty"`
+	// Accuracy is a classifier's share of correctly classified test digits.
+	Accuracy *float64 `json:"accuracy,omitempty"`
 }
 
 // TensorInfo names one weight tensor and its shape.

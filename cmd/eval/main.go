@@ -29,7 +29,7 @@ func run(args []string, out io.Writer) error {
 	fl := flag.NewFlagSet("eval", flag.ContinueOnError)
 	data := fl.String("data", "mnist", "directory holding the MNIST IDX files")
 	dir := fl.String("weights", "", "weights directory (default: the embedded weights)")
-	models := fl.String("models", strings.Join(train.Models, ","), "comma-separated models to evaluate")
+	models := fl.String("models", "conv,denoise", "comma-separated models to evaluate")
 	limit := fl.Int("limit", 0, "evaluate only the first N test images (0: all 10,000)")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -42,9 +42,8 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	images := test.Images
 	if *limit > 0 && *limit < test.N {
-		images = images[:*limit*model.ImageLen]
+		test = &train.Set{Images: test.Images[:*limit*model.ImageLen], Labels: test.Labels[:*limit], N: *limit}
 	}
 	fmt.Fprintln(out, "| model | fingerprint | input | test images | BCE | MSE | PSNR (dB) | noisy input PSNR (dB) |")
 	fmt.Fprintln(out, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
@@ -54,7 +53,7 @@ func run(args []string, out io.Writer) error {
 			return err
 		}
 		noise := m.Manifest.Training.NoiseFactor
-		met, err := train.Evaluate(m, images, noise)
+		met, err := train.Evaluate(m, test, noise)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}

@@ -30,7 +30,7 @@ func TestShippedWeightsMeetQualityBar(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := train.Evaluate(m, test.Images, m.Manifest.Training.NoiseFactor)
+		got, err := train.Evaluate(m, test, m.Manifest.Training.NoiseFactor)
 		if err != nil {
 			t.Fatal(err)
 		}

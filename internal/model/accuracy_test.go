@@ -9,9 +9,8 @@ import (
 	"github.com/aeserve/aeserve/weights"
 )
 
-// refModel runs a stored half of the shipped architecture in float64 with
-// the plain-loop layer references: the reference path the served fast
-// kernels must match.
+// refModel runs stage h of a model in float64 with the plain-loop layer
+// references: the reference path the served fast kernels must match.
 func refModel(m *Model, h Half, x []float64, n int) []float64 {
 	f64 := func(name string) []float64 {
 		d := m.Params()[name].Data().([]float32)
@@ -21,15 +20,20 @@ func refModel(m *Model, h Half, x []float64, n int) []float64 {
 		}
 		return o
 	}
-	for _, s := range stored(h) {
-		for i, lp := range convLayers[s] {
-			act := ActReLU
-			if s == Decoder && i == len(convLayers[s])-1 {
-				act = ActSigmoid
+	parts, err := m.Arch.parts(h)
+	if err != nil {
+		panic(err)
+	}
+	for _, s := range parts {
+		for _, l := range s.Layers {
+			w, b := f64(l.Name+".weight"), f64(l.Name+".bias")
+			if l.fc != nil {
+				x = refDense(*l.fc, l.Act, x, w, b, n)
+				continue
 			}
-			x = refLayer(lp.l, act, x, f64(lp.prefix+".weight"), f64(lp.prefix+".bias"), n)
-			if s == Encoder {
-				x = refPool(x, n*lp.l.Cout, lp.l.OH, lp.l.OW)
+			x = refLayer(*l.conv, l.Act, x, w, b, n)
+			if l.Pool {
+				x = refPool(x, n*l.conv.Cout, l.conv.OH, l.conv.OW)
 			}
 		}
 	}
@@ -41,12 +45,12 @@ func refModel(m *Model, h Half, x []float64, n int) []float64 {
 // sizes that split unevenly across workers, and a batch smaller than the one
 // before, over the same buffers), and its images are within one grey level.
 func TestFastPathMatchesReferenceModel(t *testing.T) {
-	for _, name := range []string{"conv", "denoise"} {
+	for _, name := range embeddedModels(t) {
 		m, err := LoadFS(weights.FS, name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, h := range []Half{Encoder, Decoder, Full} {
+		for _, h := range m.Arch.Runnable() {
 			r, err := m.NewRunner(h)
 			if err != nil {
 				t.Fatal(err)
@@ -54,7 +58,10 @@ func TestFastPathMatchesReferenceModel(t *testing.T) {
 			for _, n := range []int{1, 3, 8, 5} {
 				t.Run(fmt.Sprintf("%s/%s/n=%d", name, h, n), func(t *testing.T) {
 					rng := rand.New(rand.NewSource(int64(n)))
-					img := make([]float64, n*ImageLen)
+					img := make([]float64, n*m.Arch.InLen(Full))
+					if h == Classifier {
+						img = make([]float64, n*m.Arch.InLen(h))
+					}
 					for i := range img {
 						img[i] = float64(float32(rng.Float64()))
 					}
@@ -78,7 +85,7 @@ func TestFastPathMatchesReferenceModel(t *testing.T) {
 						if !(d <= 1e-5+1e-4*math.Abs(b)) {
 							t.Fatalf("value %d: fast %v, reference %v (|diff| %.3g)", i, got[i], b, d)
 						}
-						if h != Encoder {
+						if h == Decoder || h == Full { // images
 							if g, w := math.Round(float64(got[i])*255), math.Round(b*255); math.Abs(g-w) > 1 {
 								t.Fatalf("pixel %d: grey %v vs %v", i, g, w)
 							}

@@ -4,62 +4,286 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"slices"
 	"sort"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
-// Shapes shared by every architecture served today: MNIST in and out, and
-// the 7×7×32 code of the convolutional autoencoder.
+// MNIST images: what every architecture here takes in, and what every
+// autoencoder gives back.
 const (
 	ImageSide = 28
 	ImageLen  = ImageSide * ImageSide
-	LatentC   = 32
-	LatentH   = 7
-	LatentW   = 7
-	LatentLen = LatentC * LatentH * LatentW
 )
 
-// Half names a separately loadable and runnable piece of a model.
+// Half names a separately loadable and runnable stage of a model. The name
+// is historical: an autoencoder's stored stages are its two halves, encoder
+// and decoder, and Full runs both in one graph; a classifier has a single
+// stored stage, Classifier.
 type Half string
 
 const (
-	Encoder Half = "encoder"
-	Decoder Half = "decoder"
-	Full    Half = "full" // encoder then decoder, one graph
+	Encoder    Half = "encoder"
+	Decoder    Half = "decoder"
+	Full       Half = "full" // encoder then decoder, one graph
+	Classifier Half = "classifier"
 )
 
-// Halves lists the pieces stored on disk; Full is made of both.
+// Halves lists an autoencoder's stored stages, in file order.
 var Halves = []Half{Encoder, Decoder}
 
-// ParseHalf accepts "encoder", "decoder" or "full".
+// ParseHalf accepts a stage name.
 func ParseHalf(s string) (Half, error) {
 	switch h := Half(s); h {
-	case Encoder, Decoder, Full:
+	case Encoder, Decoder, Full, Classifier:
 		return h, nil
 	}
-	return "", fmt.Errorf("model: unknown half %q (want encoder, decoder or full)", s)
+	return "", fmt.Errorf("model: unknown stage %q (want encoder, decoder, full or classifier)", s)
 }
 
-// InShape is the per-item input shape (without the batch dimension).
-func (h Half) InShape() []int {
-	if h == Decoder {
-		return []int{LatentC, LatentH, LatentW}
+// Task is what an architecture is for.
+type Task string
+
+const (
+	TaskAutoencoder Task = "autoencoder" // encoder, decoder and full stages
+	TaskClassifier  Task = "classifier"  // one stage: image in, class probabilities out
+)
+
+// Layer is one layer of a stage: a 3×3 "same" convolution, a 3×3 stride-2
+// "same" transposed convolution, or a dense layer, with bias and activation
+// fused and, for a convolution, an optional 2×2 max pool after it. Its
+// tensors are Name+".weight" and Name+".bias".
+type Layer struct {
+	Name string
+	conv *layer // convolution geometry, or nil
+	fc   *dense // dense geometry, or nil
+	Act  Activation
+	Pool bool
+}
+
+// Conv is a 3×3, stride 1, zero-padded convolution over cin×h×w planes.
+func Conv(name string, cin, cout, h, w int, act Activation, pool bool) Layer {
+	l := convSame(cin, cout, h, w)
+	return Layer{Name: name, conv: &l, Act: act, Pool: pool}
+}
+
+// ConvT is a 3×3, stride 2 transposed convolution doubling cin×h×w planes.
+func ConvT(name string, cin, cout, h, w int, act Activation) Layer {
+	l := convTSame(cin, cout, h, w)
+	return Layer{Name: name, conv: &l, Act: act}
+}
+
+// Dense is a fully connected layer from in to out values per item.
+func Dense(name string, in, out int, act Activation) Layer {
+	return Layer{Name: name, fc: &dense{In: in, Out: out}, Act: act}
+}
+
+func (l Layer) wShape() []int {
+	if l.fc != nil {
+		return l.fc.wShape()
 	}
-	return []int{1, ImageSide, ImageSide}
+	return l.conv.wShape()
 }
 
-// OutShape is the per-item output shape.
-func (h Half) OutShape() []int {
-	if h == Encoder {
-		return []int{LatentC, LatentH, LatentW}
+func (l Layer) outChannels() int {
+	if l.fc != nil {
+		return l.fc.Out
 	}
-	return []int{1, ImageSide, ImageSide}
+	return l.conv.Cout
 }
 
-func (h Half) InLen() int  { return prod(h.InShape()) }
-func (h Half) OutLen() int { return prod(h.OutShape()) }
+// outShape is the layer's per-item output shape.
+func (l Layer) outShape() []int {
+	if l.fc != nil {
+		return []int{l.fc.Out}
+	}
+	c := l.conv
+	if l.Pool {
+		return []int{c.Cout, c.OH / 2, c.OW / 2}
+	}
+	return []int{c.Cout, c.OH, c.OW}
+}
+
+func (l Layer) inLen() int {
+	if l.fc != nil {
+		return l.fc.In
+	}
+	return l.conv.inLen()
+}
+
+// flops counts multiply-adds as two operations, as the layer runs here
+// (transposed convolutions as GEMM + col2im).
+func (l Layer) flops() int {
+	if l.fc != nil {
+		return 2 * l.fc.In * l.fc.Out
+	}
+	c := l.conv
+	if c.kind == kindConvT {
+		return 2 * c.Cin * c.Cout * c.K * c.K * c.H * c.W
+	}
+	return 2 * c.Cin * c.Cout * c.K * c.K * c.OH * c.OW
+}
+
+// Stage is one stored, separately loadable piece of an architecture.
+type Stage struct {
+	Half   Half
+	In     []int // per-item input shape
+	Layers []Layer
+}
+
+// Out is the stage's per-item output shape.
+func (s Stage) Out() []int { return s.Layers[len(s.Layers)-1].outShape() }
+
+// Arch is an architecture: its task and its stored stages' layers. The
+// manifest's "architecture" names one (see Lookup); everything that needs
+// a shape asks the model's Arch.
+type Arch struct {
+	Name    string
+	Summary string // one line, for people
+	Task    Task
+	stages  []Stage // stored stages, in file order
+}
+
+var registry = map[string]*Arch{}
+
+// register adds an architecture, checking that its stages chain: each
+// layer takes what the one before gives, and the decoder takes what the
+// encoder gives.
+func register(a *Arch) *Arch {
+	if _, dup := registry[a.Name]; dup {
+		panic("model: architecture registered twice: " + a.Name)
+	}
+	for _, s := range a.stages {
+		in := prod(s.In)
+		for _, l := range s.Layers {
+			if l.inLen() != in {
+				panic(fmt.Sprintf("model: %s %s: layer %s takes %d values, gets %d", a.Name, s.Half, l.Name, l.inLen(), in))
+			}
+			in = prod(l.outShape())
+		}
+	}
+	if a.Task == TaskAutoencoder {
+		enc, dec := a.stage(Encoder), a.stage(Decoder)
+		if enc == nil || dec == nil || prod(enc.Out()) != prod(dec.In) || prod(dec.Out()) != prod(enc.In) {
+			panic("model: " + a.Name + ": encoder and decoder do not fit together")
+		}
+	}
+	registry[a.Name] = a
+	return a
+}
+
+// Lookup finds an architecture by its manifest name.
+func Lookup(name string) (*Arch, error) {
+	if a, ok := registry[name]; ok {
+		return a, nil
+	}
+	return nil, fmt.Errorf("model: unknown architecture %q (this build has %v)", name, Architectures())
+}
+
+// Architectures lists the registered architectures' names, sorted.
+func Architectures() []string {
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (a *Arch) stage(h Half) *Stage {
+	for i := range a.stages {
+		if a.stages[i].Half == h {
+			return &a.stages[i]
+		}
+	}
+	return nil
+}
+
+// Stored lists the stages kept in files of their own, in file order.
+func (a *Arch) Stored() []Half {
+	hs := make([]Half, len(a.stages))
+	for i, s := range a.stages {
+		hs[i] = s.Half
+	}
+	return hs
+}
+
+// Runnable lists what can run: the stored stages, and Full for an
+// autoencoder.
+func (a *Arch) Runnable() []Half {
+	hs := a.Stored()
+	if a.Task == TaskAutoencoder {
+		hs = append(hs, Full)
+	}
+	return hs
+}
+
+// parts returns the stored stages that make up h, in running order.
+func (a *Arch) parts(h Half) ([]*Stage, error) {
+	if h == Full && a.Task == TaskAutoencoder {
+		return []*Stage{a.stage(Encoder), a.stage(Decoder)}, nil
+	}
+	if s := a.stage(h); s != nil {
+		return []*Stage{s}, nil
+	}
+	return nil, fmt.Errorf("model: architecture %s has no %s stage (it has %v)", a.Name, h, a.Runnable())
+}
+
+// InShape is stage h's per-item input shape (nil if there is no such stage).
+func (a *Arch) InShape(h Half) []int {
+	ps, err := a.parts(h)
+	if err != nil {
+		return nil
+	}
+	return slices.Clone(ps[0].In)
+}
+
+// OutShape is stage h's per-item output shape as served: an autoencoder's
+// output is an image, whatever shape its last layer computes it in.
+func (a *Arch) OutShape(h Half) []int {
+	ps, err := a.parts(h)
+	if err != nil {
+		return nil
+	}
+	if last := ps[len(ps)-1]; last.Half == Decoder {
+		return slices.Clone(a.stage(Encoder).In)
+	}
+	return ps[len(ps)-1].Out()
+}
+
+// InLen and OutLen are the per-item sizes of InShape and OutShape.
+func (a *Arch) InLen(h Half) int  { return prod(a.InShape(h)) }
+func (a *Arch) OutLen(h Half) int { return prod(a.OutShape(h)) }
+
+// LatentShape is an autoencoder's code shape (nil for a classifier).
+func (a *Arch) LatentShape() []int {
+	if a.Task != TaskAutoencoder {
+		return nil
+	}
+	return a.OutShape(Encoder)
+}
+
+// Classes is a classifier's number of classes (0 for an autoencoder).
+func (a *Arch) Classes() int {
+	if a.Task != TaskClassifier {
+		return 0
+	}
+	return a.OutLen(Classifier)
+}
+
+// FLOPs per item of stage h, multiply-adds counted as two.
+func (a *Arch) FLOPs(h Half) int {
+	ps, _ := a.parts(h)
+	var f int
+	for _, s := range ps {
+		for _, l := range s.Layers {
+			f += l.flops()
+		}
+	}
+	return f
+}
 
 func prod(s []int) int {
 	p := 1
@@ -69,82 +293,60 @@ func prod(s []int) int {
 	return p
 }
 
-// ArchConv is the convolutional autoencoder of the classic MNIST tutorials:
-//
-//	encoder Conv(1→32,3×3,same) ReLU MaxPool2 Conv(32→32,3×3,same) ReLU MaxPool2 → 32×7×7
-//	decoder ConvT(32→32,3×3,s2,same) ReLU ConvT(32→32,3×3,s2,same) ReLU Conv(32→1,3×3,same) sigmoid
-const ArchConv = "conv-ae/v1"
-
 // TensorSpec names one stored tensor and its shape.
 type TensorSpec struct {
 	Name  string `json:"name"`
 	Shape []int  `json:"shape"`
 }
 
-var (
-	encConv1 = convSame(1, 32, 28, 28)
-	encConv2 = convSame(32, 32, 14, 14)
-	decT1    = convTSame(32, 32, 7, 7)
-	decT2    = convTSame(32, 32, 14, 14)
-	decConv  = convSame(32, 1, 28, 28)
-)
-
-type layerParam struct {
-	prefix string
-	l      layer
-}
-
-var convLayers = map[Half][]layerParam{
-	Encoder: {{"encoder.conv1", encConv1}, {"encoder.conv2", encConv2}},
-	Decoder: {{"decoder.deconv1", decT1}, {"decoder.deconv2", decT2}, {"decoder.conv3", decConv}},
-}
-
-// Specs lists the tensors of one stored half of an architecture, in file order.
-func Specs(arch string, h Half) ([]TensorSpec, error) {
-	if arch != ArchConv {
-		return nil, fmt.Errorf("model: unknown architecture %q", arch)
-	}
-	lps, ok := convLayers[h]
-	if !ok {
-		return nil, fmt.Errorf("model: architecture %s has no stored half %q", arch, h)
+// Specs lists the tensors of one stored stage, in file order.
+func (a *Arch) Specs(h Half) ([]TensorSpec, error) {
+	s := a.stage(h)
+	if s == nil {
+		return nil, fmt.Errorf("model: architecture %s has no stored stage %q", a.Name, h)
 	}
 	var specs []TensorSpec
-	for _, lp := range lps {
+	for _, l := range s.Layers {
 		specs = append(specs,
-			TensorSpec{Name: lp.prefix + ".weight", Shape: lp.l.wShape()},
-			TensorSpec{Name: lp.prefix + ".bias", Shape: []int{lp.l.Cout}})
+			TensorSpec{Name: l.Name + ".weight", Shape: l.wShape()},
+			TensorSpec{Name: l.Name + ".bias", Shape: []int{l.outChannels()}})
 	}
 	return specs, nil
 }
 
-// Params are named float32 tensors of one or both halves.
+// Params are named float32 tensors of one or more stages.
 type Params map[string]*tensor.Dense
 
-// InitParams draws Glorot-uniform weights and zero biases, as Keras does,
-// from a seeded source so that training runs are reproducible.
-func InitParams(arch string, seed int64) (Params, error) {
+// InitParams draws every weight from Glorot's uniform distribution, as
+// Keras does for both layer kinds, and sets biases to zero, from a seeded
+// source so that training runs are reproducible. Fan-in and fan-out are
+// per layer kind: a convolution's are its receptive field times its input
+// and output channels, a dense layer's its inputs and outputs.
+func (a *Arch) InitParams(seed int64) Params {
 	rng := rand.New(rand.NewSource(seed))
 	p := Params{}
-	for _, h := range Halves {
-		specs, err := Specs(arch, h)
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range specs {
-			d := make([]float32, prod(s.Shape))
-			if len(s.Shape) == 4 {
-				// fan_in/fan_out as Keras computes them for both conv kinds:
-				// receptive field × (in, out) channels, whichever axis holds them.
-				rf := s.Shape[2] * s.Shape[3]
-				limit := math.Sqrt(6 / float64(rf*(s.Shape[0]+s.Shape[1])))
-				for i := range d {
-					d[i] = float32((rng.Float64()*2 - 1) * limit)
-				}
+	for _, s := range a.stages {
+		for _, l := range s.Layers {
+			ws := l.wShape()
+			w := make([]float32, prod(ws))
+			var fanIn, fanOut int
+			if l.fc != nil {
+				fanIn, fanOut = l.fc.In, l.fc.Out
+			} else {
+				// Both conv kinds: receptive field × (in, out) channels,
+				// whichever axis holds them.
+				rf := ws[2] * ws[3]
+				fanIn, fanOut = rf*ws[1], rf*ws[0]
 			}
-			p[s.Name] = tensor.New(tensor.WithShape(s.Shape...), tensor.WithBacking(d))
+			limit := math.Sqrt(6 / float64(fanIn+fanOut))
+			for i := range w {
+				w[i] = float32((rng.Float64()*2 - 1) * limit)
+			}
+			p[l.Name+".weight"] = tensor.New(tensor.WithShape(ws...), tensor.WithBacking(w))
+			p[l.Name+".bias"] = tensor.New(tensor.WithShape(l.outChannels()), tensor.WithBacking(make([]float32, l.outChannels())))
 		}
 	}
-	return p, nil
+	return p
 }
 
 // Names returns the parameter names in sorted order.
@@ -166,119 +368,73 @@ func (p Params) Clone() Params {
 	return c
 }
 
-// graphParams adds each needed parameter to g as a node bound to its tensor.
-// The tensors' backing arrays are shared, read-only, between graphs.
-func graphParams(g *G.ExprGraph, p Params, halves ...Half) (map[string]*G.Node, error) {
-	nodes := map[string]*G.Node{}
-	for _, h := range halves {
-		specs, err := Specs(ArchConv, h)
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range specs {
-			t, ok := p[s.Name]
+// graph is a built graph and the nodes training needs from it.
+type graph struct {
+	g      *G.ExprGraph
+	x, y   *G.Node
+	params map[string]*G.Node
+	// code is the encoder's output, and codeLayer the encoder's last
+	// layer, when the graph runs the encoder (for the code's penalties).
+	code      *G.Node
+	codeLayer Layer
+}
+
+// build makes the graph of stage h for a fixed batch size: for inference
+// (fused pooling, final activation, constant weights) or for training
+// (logits out, pooling as its own op, whose gradient is defined).
+func (a *Arch) build(p Params, h Half, batch int, train bool) (*graph, error) {
+	parts, err := a.parts(h)
+	if err != nil {
+		return nil, err
+	}
+	gr := &graph{g: G.NewGraph(), params: map[string]*G.Node{}}
+	for _, s := range parts {
+		specs, _ := a.Specs(s.Half)
+		for _, sp := range specs {
+			t, ok := p[sp.Name]
 			if !ok {
-				return nil, fmt.Errorf("model: parameter %s not loaded", s.Name)
+				return nil, fmt.Errorf("model: parameter %s not loaded", sp.Name)
 			}
-			nodes[s.Name] = G.NewTensor(g, tensor.Float32, len(s.Shape), G.WithShape(s.Shape...), G.WithName(s.Name), G.WithValue(t))
+			gr.params[sp.Name] = G.NewTensor(gr.g, tensor.Float32, len(sp.Shape), G.WithShape(sp.Shape...), G.WithName(sp.Name), G.WithValue(t))
 		}
 	}
-	return nodes, nil
-}
-
-// buildHalf appends one stored half's layers to x. For training (train set)
-// the decoder stops before its sigmoid, for the numerically stable loss, and
-// pooling is its own op, whose gradient is defined; inference fuses each
-// pool into its convolution.
-func buildHalf(h Half, x *G.Node, nodes map[string]*G.Node, train bool) (*G.Node, error) {
-	var err error
-	for i, lp := range convLayers[h] {
-		act := ActReLU
-		last := i == len(convLayers[h])-1
-		if h == Decoder && last {
-			act = ActSigmoid
-			if train {
-				act = ActNone
+	in := append([]int{batch}, parts[0].In...)
+	gr.x = G.NewTensor(gr.g, tensor.Float32, len(in), G.WithShape(in...), G.WithName("x"))
+	y := gr.x
+	for si, s := range parts {
+		final := si == len(parts)-1
+		for i, l := range s.Layers {
+			act := l.Act
+			if train && final && i == len(s.Layers)-1 {
+				act = ActNone // the loss takes logits, for stability
+			}
+			w, b := gr.params[l.Name+".weight"], gr.params[l.Name+".bias"]
+			if y, err = a.apply(l, y, w, b, act, train); err != nil {
+				return nil, fmt.Errorf("model: %s: %w", l.Name, err)
 			}
 		}
-		op := &convOp{l: lp.l, act: act,
-			pool:      h == Encoder && !train, // inference fuses the pool
-			constW:    !train,
-			dataInput: train && x.Op() == nil, // the first layer of the training graph
-		}
-		if x, err = conv(op, x, nodes[lp.prefix+".weight"], nodes[lp.prefix+".bias"]); err != nil {
-			return nil, fmt.Errorf("model: %s: %w", lp.prefix, err)
-		}
-		if h == Encoder && train {
-			if x, err = maxPool(x); err != nil {
-				return nil, fmt.Errorf("model: %s pool: %w", lp.prefix, err)
-			}
+		if s.Half == Encoder {
+			gr.code, gr.codeLayer = y, s.Layers[len(s.Layers)-1]
 		}
 	}
-	return x, nil
+	gr.y = y
+	return gr, nil
 }
 
-func stored(h Half) []Half {
-	if h == Full {
-		return Halves
+// apply adds one layer to the graph.
+func (a *Arch) apply(l Layer, x, w, b *G.Node, act Activation, train bool) (*G.Node, error) {
+	dataInput := train && x.Op() == nil // the first layer of a training graph
+	if l.fc != nil {
+		return G.ApplyOp(&denseOp{d: *l.fc, inDims: x.Dims(), act: act, dataInput: dataInput}, x, w, b)
 	}
-	return []Half{h}
-}
-
-// build makes the graph of half h for a fixed batch size: for inference, or
-// for training (logits out, unfused pooling).
-func build(p Params, h Half, batch int, train bool) (*G.ExprGraph, *G.Node, *G.Node, map[string]*G.Node, error) {
-	g := G.NewGraph()
-	nodes, err := graphParams(g, p, stored(h)...)
-	if err != nil {
-		return nil, nil, nil, nil, err
+	op := &convOp{l: *l.conv, act: act,
+		pool:      l.Pool && !train, // inference fuses the pool
+		constW:    !train,
+		dataInput: dataInput,
 	}
-	x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(append([]int{batch}, h.InShape()...)...), G.WithName("x"))
-	y := x
-	for _, s := range stored(h) {
-		if y, err = buildHalf(s, y, nodes, train); err != nil {
-			return nil, nil, nil, nil, err
-		}
+	y, err := conv(op, x, w, b)
+	if err != nil || !l.Pool || !train {
+		return y, err
 	}
-	return g, x, y, nodes, nil
-}
-
-// TrainGraph is the full model wired for training at a fixed batch size:
-// input X (noisy or clean), target T, logits, and the mean BCE loss.
-type TrainGraph struct {
-	G          *G.ExprGraph
-	X, T       *G.Node
-	Logits     *G.Node
-	Loss       *G.Node
-	Learnables G.Nodes
-}
-
-// NewTrainGraph builds the training graph and its symbolic gradients.
-func NewTrainGraph(p Params, batch int) (*TrainGraph, error) {
-	g, x, logits, nodes, err := build(p, Full, batch, true)
-	if err != nil {
-		return nil, err
-	}
-	t := G.NewTensor(g, tensor.Float32, 4, G.WithShape(batch, 1, ImageSide, ImageSide), G.WithName("target"))
-	loss, err := bceWithLogits(logits, t)
-	if err != nil {
-		return nil, err
-	}
-	tg := &TrainGraph{G: g, X: x, T: t, Logits: logits, Loss: loss}
-	for _, n := range sortedKeys(nodes) {
-		tg.Learnables = append(tg.Learnables, nodes[n])
-	}
-	if _, err := G.Grad(loss, tg.Learnables...); err != nil {
-		return nil, fmt.Errorf("model: gradients: %w", err)
-	}
-	return tg, nil
-}
-
-func sortedKeys(m map[string]*G.Node) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	return maxPool(y)
 }

@@ -2,6 +2,7 @@ package model_test
 
 import (
 	"fmt"
+	"io/fs"
 	"math/rand"
 	"testing"
 
@@ -15,12 +16,20 @@ import (
 // go test -run '^$' -bench . -benchmem ./internal/model  (add -tags openblas for the fast build)
 
 func BenchmarkInfer(b *testing.B) {
-	for _, name := range []string{"conv", "denoise"} {
+	entries, err := fs.ReadDir(weights.FS, ".")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		name := e.Name()
 		m, err := model.LoadFS(weights.FS, name)
 		if err != nil {
 			b.Fatal(err)
 		}
-		for _, half := range []model.Half{model.Encoder, model.Decoder, model.Full} {
+		for _, half := range m.Arch.Runnable() {
 			for _, batch := range []int{1, 8, 64, 256} {
 				b.Run(fmt.Sprintf("model=%s/half=%s/batch=%d", name, half, batch), func(b *testing.B) {
 					r, err := m.NewRunner(half)
@@ -28,13 +37,13 @@ func BenchmarkInfer(b *testing.B) {
 						b.Fatal(err)
 					}
 					defer r.Close()
-					in := make([]float32, batch*half.InLen())
+					in := make([]float32, batch*r.InLen())
 					rng := rand.New(rand.NewSource(1))
 					for i := range in {
 						in[i] = rng.Float32()
 					}
 					// As the server runs: RunInto a reused buffer.
-					out := make([]float32, batch*half.OutLen())
+					out := make([]float32, batch*r.OutLen())
 					if err := r.RunInto(out, in, batch); err != nil { // build the graph and size the buffers outside the timer
 						b.Fatal(err)
 					}
@@ -46,7 +55,7 @@ func BenchmarkInfer(b *testing.B) {
 					}
 					ips := float64(b.N*batch) / b.Elapsed().Seconds()
 					b.ReportMetric(ips, "images/s")
-					b.ReportMetric(ips*float64(model.FLOPs(half))/1e9, "GFLOP/s")
+					b.ReportMetric(ips*float64(m.Arch.FLOPs(half))/1e9, "GFLOP/s")
 				})
 			}
 		}
@@ -55,11 +64,8 @@ func BenchmarkInfer(b *testing.B) {
 
 func BenchmarkTrain(b *testing.B) {
 	const batch = 128
-	p, err := model.InitParams(model.ArchConv, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tg, err := model.NewTrainGraph(p, batch)
+	p := model.ArchConv.InitParams(1)
+	tg, err := model.NewTrainGraph(model.ArchConv, p, batch, model.Objective{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -127,6 +127,7 @@ const (
 	ActNone Activation = iota
 	ActReLU
 	ActSigmoid
+	ActSoftmax // over each item's outputs; dense layers only, inference only
 )
 
 func (a Activation) String() string {
@@ -135,6 +136,8 @@ func (a Activation) String() string {
 		return "relu"
 	case ActSigmoid:
 		return "sigmoid"
+	case ActSoftmax:
+		return "softmax"
 	default:
 		return "none"
 	}

@@ -219,12 +219,21 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 // actGradOp maps (y, dy) to the gradient before a fused activation.
 type actGradOp struct {
 	opBase
-	act Activation
+	act  Activation
+	dims int // rank of y; 0 is 4 (a convolution's)
 }
 
-func (op *actGradOp) Arity() int                        { return 2 }
-func (op *actGradOp) Type() hm.Type                     { return hm.NewFnType(t4, t4, t4) }
-func (op *actGradOp) String() string                    { return "ActGrad:" + op.act.String() }
+func (op *actGradOp) Arity() int { return 2 }
+func (op *actGradOp) Type() hm.Type {
+	t := rankType(op.dims)
+	return hm.NewFnType(t, t, t)
+}
+func (op *actGradOp) String() string {
+	if op.dims == 0 {
+		return "ActGrad:" + op.act.String()
+	}
+	return fmt.Sprintf("ActGrad%d:%s", op.dims, op.act)
+}
 func (op *actGradOp) Hashcode() uint32                  { return hashOf(op) }
 func (op *actGradOp) WriteHash(h hash.Hash)             { fmt.Fprint(h, op.String()) }
 func (op *actGradOp) Do(vs ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, vs...) }
@@ -417,10 +426,16 @@ func (op *maxPoolGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value
 
 // bceOp is mean(BCE(sigmoid(z), t)) computed from logits z, so training
 // never takes log(0) however saturated the sigmoid is.
-type bceOp struct{ opBase }
+type bceOp struct {
+	opBase
+	dims int // rank of z and t; 0 is 4
+}
 
-func (op *bceOp) Arity() int            { return 2 }
-func (op *bceOp) Type() hm.Type         { return hm.NewFnType(t4, t4, scal) }
+func (op *bceOp) Arity() int { return 2 }
+func (op *bceOp) Type() hm.Type {
+	t := rankType(op.dims)
+	return hm.NewFnType(t, t, scal)
+}
 func (op *bceOp) String() string        { return "BCEWithLogits" }
 func (op *bceOp) Hashcode() uint32      { return hashOf(op) }
 func (op *bceOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
@@ -439,17 +454,23 @@ func (op *bceOp) Do(vs ...G.Value) (G.Value, error) {
 }
 func (op *bceOp) DiffWRT(int) []bool { return []bool{true, false} }
 func (op *bceOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	dz, err := G.ApplyOp(&bceGradOp{}, inputs[0], inputs[1], grad)
+	dz, err := G.ApplyOp(&bceGradOp{dims: op.dims}, inputs[0], inputs[1], grad)
 	if err != nil {
 		return nil, err
 	}
 	return G.Nodes{dz, nil}, nil
 }
 
-type bceGradOp struct{ opBase }
+type bceGradOp struct {
+	opBase
+	dims int
+}
 
-func (op *bceGradOp) Arity() int            { return 3 }
-func (op *bceGradOp) Type() hm.Type         { return hm.NewFnType(t4, t4, scal, t4) }
+func (op *bceGradOp) Arity() int { return 3 }
+func (op *bceGradOp) Type() hm.Type {
+	t := rankType(op.dims)
+	return hm.NewFnType(t, t, scal, t)
+}
 func (op *bceGradOp) String() string        { return "BCEWithLogitsGrad" }
 func (op *bceGradOp) Hashcode() uint32      { return hashOf(op) }
 func (op *bceGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
@@ -479,5 +500,11 @@ func conv(op *convOp, x, w, b *G.Node) (*G.Node, error) {
 
 func maxPool(x *G.Node) (*G.Node, error) { return G.ApplyOp(&maxPoolOp{}, x) }
 
-// BCEWithLogits adds mean binary cross-entropy between sigmoid(z) and t.
-func bceWithLogits(z, t *G.Node) (*G.Node, error) { return G.ApplyOp(&bceOp{}, z, t) }
+// bceWithLogits adds mean binary cross-entropy between sigmoid(z) and t.
+func bceWithLogits(z, t *G.Node) (*G.Node, error) {
+	op := &bceOp{}
+	if d := z.Dims(); d != 4 {
+		op.dims = d
+	}
+	return G.ApplyOp(op, z, t)
+}

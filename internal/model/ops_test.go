@@ -175,8 +175,8 @@ func TestLayerForwardMatchesReference(t *testing.T) {
 
 func TestProductionLayersMatchReference(t *testing.T) {
 	rng := rand.New(rand.NewSource(2))
-	for _, lp := range append(append([]layerParam{}, convLayers[Encoder]...), convLayers[Decoder]...) {
-		t.Run(lp.prefix, func(t *testing.T) {
+	for _, lp := range productionConvs() {
+		t.Run(lp.name, func(t *testing.T) {
 			l, n := lp.l, 2
 			x, w, b := randVec(rng, n*l.inLen(), 1), randVec(rng, l.wLen(), 0.2), randVec(rng, l.Cout, 0.1)
 			y := make([]float32, n*l.outLen())
@@ -221,12 +221,7 @@ func TestFastForwardMatchesReference(t *testing.T) {
 		{"convT-8to4-3x4", convTSame(8, 4, 3, 4)},
 		{"convT-9to1-1x1", convTSame(9, 1, 1, 1)},
 	}
-	for _, lp := range append(append([]layerParam{}, convLayers[Encoder]...), convLayers[Decoder]...) {
-		layers = append(layers, struct {
-			name string
-			l    layer
-		}{lp.prefix, lp.l})
-	}
+	layers = append(layers, productionConvs()...)
 	for _, tc := range layers {
 		l := tc.l
 		if !l.fastForward() {
@@ -412,4 +407,61 @@ func TestBCEGradientNumerically(t *testing.T) {
 		want[j] = (1/(1+math.Exp(-z[j])) - tv[j]) / float64(len(z))
 	}
 	closeEnough(t, "dz", grads[0].Value().Data().([]float32), want, 1e-6, 1e-4)
+}
+
+// productionConvs lists every convolution of every registered architecture.
+func productionConvs() []struct {
+	name string
+	l    layer
+} {
+	var out []struct {
+		name string
+		l    layer
+	}
+	for _, name := range Architectures() {
+		a, _ := Lookup(name)
+		for _, s := range a.stages {
+			for _, l := range s.Layers {
+				if l.conv != nil {
+					out = append(out, struct {
+						name string
+						l    layer
+					}{name + "/" + l.Name, *l.conv})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// refDense is a dense layer in float64 loops: act(x·Wᵀ + b) per item.
+func refDense(d dense, act Activation, x, w, b []float64, n int) []float64 {
+	y := make([]float64, n*d.Out)
+	for i := 0; i < n; i++ {
+		row := y[i*d.Out : (i+1)*d.Out]
+		for j := range row {
+			s := b[j]
+			for k := 0; k < d.In; k++ {
+				s += x[i*d.In+k] * w[j*d.In+k]
+			}
+			row[j] = s
+		}
+		if act == ActSoftmax {
+			m := row[0]
+			for _, v := range row {
+				m = math.Max(m, v)
+			}
+			var s float64
+			for j, v := range row {
+				row[j] = math.Exp(v - m)
+				s += row[j]
+			}
+			for j := range row {
+				row[j] /= s
+			}
+			continue
+		}
+		refAct(act, row)
+	}
+	return y
 }

@@ -30,9 +30,9 @@ func tapeRun(t testing.TB, g *G.ExprGraph, x, y *G.Node, in *tensor.Dense) []flo
 	return append([]float32(nil), d...)
 }
 
-func randInput(h Half, batch int, seed int64) *tensor.Dense {
+func randInput(a *Arch, h Half, batch int, seed int64) *tensor.Dense {
 	rng := rand.New(rand.NewSource(seed))
-	in := tensor.New(tensor.WithShape(append([]int{batch}, h.InShape()...)...), tensor.Of(tensor.Float32))
+	in := tensor.New(tensor.WithShape(append([]int{batch}, a.InShape(h)...)...), tensor.Of(tensor.Float32))
 	for i, d := 0, in.Data().([]float32); i < len(d); i++ {
 		d[i] = rng.Float32()
 	}
@@ -42,54 +42,57 @@ func randInput(h Half, batch int, seed int64) *tensor.Dense {
 // The plan runs the same graph as the TapeMachine, op for op, so the outputs
 // are identical to the bit, run after run.
 func TestPlanMatchesTapeMachine(t *testing.T) {
-	m, err := LoadFS(weights.FS, "conv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, h := range []Half{Encoder, Decoder, Full} {
-		for _, batch := range []int{1, 4} {
-			t.Run(fmt.Sprintf("%s/batch=%d", h, batch), func(t *testing.T) {
-				g, x, y, _, err := build(m.params, h, batch, false)
-				if err != nil {
-					t.Fatal(err)
-				}
-				p, err := newPlan(g, x, y)
-				if err != nil {
-					t.Fatal(err)
-				}
-				layers := 0
-				for _, s := range stored(h) {
-					layers += len(convLayers[s])
-				}
-				if len(p.steps) != layers {
-					t.Errorf("%d steps for %d layers", len(p.steps), layers)
-				}
-				for run := range 2 {
-					in := randInput(h, batch, int64(run))
-					v, err := p.run(in)
+	for _, name := range embeddedModels(t) {
+		m, err := LoadFS(weights.FS, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range m.Arch.Runnable() {
+			for _, batch := range []int{1, 4} {
+				t.Run(fmt.Sprintf("%s/%s/batch=%d", name, h, batch), func(t *testing.T) {
+					gr, err := m.Arch.build(m.params, h, batch, false)
 					if err != nil {
 						t.Fatal(err)
 					}
-					got, err := data32(v)
+					p, err := newPlan(gr.g, gr.x, gr.y)
 					if err != nil {
 						t.Fatal(err)
 					}
-					// A fresh graph for the tape, so neither run can read the other's buffers.
-					g2, x2, y2, _, err := build(m.params, h, batch, false)
-					if err != nil {
-						t.Fatal(err)
+					parts, _ := m.Arch.parts(h)
+					layers := 0
+					for _, s := range parts {
+						layers += len(s.Layers)
 					}
-					want := tapeRun(t, g2, x2, y2, in)
-					if len(got) != len(want) {
-						t.Fatalf("run %d: %d values, want %d", run, len(got), len(want))
+					if len(p.steps) != layers {
+						t.Errorf("%d steps for %d layers", len(p.steps), layers)
 					}
-					for i := range want {
-						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-							t.Fatalf("run %d: [%d] = %v, TapeMachine %v", run, i, got[i], want[i])
+					for run := range 2 {
+						in := randInput(m.Arch, h, batch, int64(run))
+						v, err := p.run(in)
+						if err != nil {
+							t.Fatal(err)
+						}
+						got, err := data32(v)
+						if err != nil {
+							t.Fatal(err)
+						}
+						// A fresh graph for the tape, so neither run can read the other's buffers.
+						g2, err := m.Arch.build(m.params, h, batch, false)
+						if err != nil {
+							t.Fatal(err)
+						}
+						want := tapeRun(t, g2.g, g2.x, g2.y, in)
+						if len(got) != len(want) {
+							t.Fatalf("run %d: %d values, want %d", run, len(got), len(want))
+						}
+						for i := range want {
+							if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+								t.Fatalf("run %d: [%d] = %v, TapeMachine %v", run, i, got[i], want[i])
+							}
 						}
 					}
-				}
-			})
+				})
+			}
 		}
 	}
 }
@@ -113,12 +116,13 @@ func BenchmarkExecutor(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	in := randInput(Full, 1, 1)
+	in := randInput(m.Arch, Full, 1, 1)
 	b.Run("vm=tape", func(b *testing.B) {
-		g, x, _, _, err := build(m.params, Full, 1, false)
+		gr, err := m.Arch.build(m.params, Full, 1, false)
 		if err != nil {
 			b.Fatal(err)
 		}
+		g, x := gr.g, gr.x
 		vm := G.NewTapeMachine(g)
 		defer vm.Close()
 		for b.Loop() {
@@ -132,11 +136,11 @@ func BenchmarkExecutor(b *testing.B) {
 		}
 	})
 	b.Run("vm=plan", func(b *testing.B) {
-		g, x, y, _, err := build(m.params, Full, 1, false)
+		gr, err := m.Arch.build(m.params, Full, 1, false)
 		if err != nil {
 			b.Fatal(err)
 		}
-		p, err := newPlan(g, x, y)
+		p, err := newPlan(gr.g, gr.x, gr.y)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -20,29 +20,40 @@ const MaxChunk = 256
 // batch of 21 costs 21 images, not a padded 32, and the buffers grow only to
 // the largest batch actually run.
 type Runner struct {
-	half   Half
-	params Params
-	plan   *plan
-	input  []float32     // the items of the current pass, grown on demand
-	view   *tensor.Dense // input's first k items, rebuilt when k changes
+	half      Half
+	arch      *Arch
+	inL, outL int // per item
+	params    Params
+	plan      *plan
+	input     []float32     // the items of the current pass, grown on demand
+	view      *tensor.Dense // input's first k items, rebuilt when k changes
 }
 
-// NewRunner prepares a runner for half h; it fails if a needed half is not loaded.
+// NewRunner prepares a runner for stage h; it fails if the architecture has
+// no such stage or a stored stage it needs is not loaded.
 func (m *Model) NewRunner(h Half) (*Runner, error) {
-	for _, s := range stored(h) {
-		if !m.Has(s) {
-			return nil, fmt.Errorf("model %s: half %s is not loaded", m.Name, s)
+	parts, err := m.Arch.parts(h)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", m.Name, err)
+	}
+	for _, s := range parts {
+		if !m.loaded[s.Half] {
+			return nil, fmt.Errorf("model %s: stage %s is not loaded", m.Name, s.Half)
 		}
 	}
-	return &Runner{half: h, params: m.params}, nil
+	return &Runner{half: h, arch: m.Arch, inL: m.Arch.InLen(h), outL: m.Arch.OutLen(h), params: m.params}, nil
 }
 
-// Half reports which half the runner computes.
+// Half reports which stage the runner computes.
 func (r *Runner) Half() Half { return r.half }
+
+// InLen and OutLen are the values per item of the runner's input and output.
+func (r *Runner) InLen() int  { return r.inL }
+func (r *Runner) OutLen() int { return r.outL }
 
 // Run computes n items: in holds n×InLen values, the result n×OutLen.
 func (r *Runner) Run(in []float32, n int) ([]float32, error) {
-	out := make([]float32, max(n, 0)*r.half.OutLen())
+	out := make([]float32, max(n, 0)*r.outL)
 	if err := r.RunInto(out, in, n); err != nil {
 		return nil, err
 	}
@@ -52,7 +63,7 @@ func (r *Runner) Run(in []float32, n int) ([]float32, error) {
 // RunInto is Run writing the result into out, which must hold n×OutLen
 // values: with a reused out, a pass allocates almost nothing.
 func (r *Runner) RunInto(out, in []float32, n int) error {
-	inL, outL := r.half.InLen(), r.half.OutLen()
+	inL, outL := r.inL, r.outL
 	if n < 1 || len(in) != n*inL {
 		return fmt.Errorf("model: run %s: %d values for %d items, want %d", r.half, len(in), n, n*inL)
 	}
@@ -60,11 +71,11 @@ func (r *Runner) RunInto(out, in []float32, n int) error {
 		return fmt.Errorf("model: run %s: room for %d values, want %d", r.half, len(out), n*outL)
 	}
 	if r.plan == nil {
-		g, x, y, _, err := build(r.params, r.half, MaxChunk, false)
+		gr, err := r.arch.build(r.params, r.half, MaxChunk, false)
 		if err != nil {
 			return err
 		}
-		if r.plan, err = newPlan(g, x, y); err != nil {
+		if r.plan, err = newPlan(gr.g, gr.x, gr.y); err != nil {
 			return err
 		}
 	}
@@ -97,7 +108,7 @@ func (r *Runner) inputView(in []float32, k int) *tensor.Dense {
 	}
 	copy(r.input[:len(in)], in)
 	if r.view == nil || r.view.Shape()[0] != k {
-		r.view = tensor.New(tensor.WithShape(append([]int{k}, r.half.InShape()...)...), tensor.WithBacking(r.input[:len(in)]))
+		r.view = tensor.New(tensor.WithShape(append([]int{k}, r.arch.InShape(r.half)...)...), tensor.WithBacking(r.input[:len(in)]))
 	}
 	return r.view
 }

@@ -28,7 +28,7 @@ func TestRunnerBatchesEqualSingleItems(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		inL, outL := tc.h.InLen(), tc.h.OutLen()
+		inL, outL := m.Arch.InLen(tc.h), m.Arch.OutLen(tc.h)
 		rng := rand.New(rand.NewSource(7))
 		in := make([]float32, tc.n*inL)
 		for i := range in {
@@ -69,7 +69,7 @@ func TestRunnerRejectsWrongSizes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inL, outL := Decoder.InLen(), Decoder.OutLen()
+	inL, outL := r.InLen(), r.OutLen()
 	for _, tc := range []struct {
 		name       string
 		out, in, n int

@@ -21,8 +21,9 @@ import (
 // Weights on disk: one directory per model,
 //
 //	<name>/manifest.json   what the model is, how it was trained, how well it does
-//	<name>/encoder.aew     the encoder half's tensors
-//	<name>/decoder.aew     the decoder half's tensors
+//	<name>/<stage>.aew     each stored stage's tensors: encoder.aew and
+//	                       decoder.aew for an autoencoder, classifier.aew
+//	                       for a classifier
 //
 // A .aew file ("aeserve weights", format version 1) is, little-endian:
 //
@@ -34,34 +35,43 @@ import (
 //	  prod(dims) × float32 values
 //	}
 //
-// and nothing after. Each half is its own file so a sender can ship only
-// the encoder and a receiver only the decoder; the manifest records both
-// files' SHA-256, so either side can compute the model's fingerprint.
+// and nothing after. Each stage is its own file so a sender can ship only
+// the encoder and a receiver only the decoder; the manifest records every
+// file's SHA-256, so either side can compute the model's fingerprint.
 
-// FormatVersion is the manifest "format" this code reads and writes.
-const FormatVersion = "aeserve-weights/1"
+// FormatVersion is the manifest "format" this code writes. It reads it and
+// the one before (formatV1, whose stages were called "halves").
+const FormatVersion = "aeserve-weights/2"
+
+const formatV1 = "aeserve-weights/1"
 
 const fileMagic = "AEW1"
 
-// Manifest describes one trained model.
+// Manifest describes one trained model. Format 2 added task, classes and
+// stages (format 1's "halves"); the fields are documented in README,
+// Weights format.
 type Manifest struct {
-	Format       string              `json:"format"`
-	Name         string              `json:"name"`
-	Architecture string              `json:"architecture"`
-	Description  string              `json:"description"`
-	InputShape   []int               `json:"input_shape"`
-	LatentShape  []int               `json:"latent_shape"`
-	Halves       map[Half]HalfFile   `json:"halves"`
-	Training     Training            `json:"training"`
-	Metrics      Metrics             `json:"metrics"`
-	Extra        map[string]any      `json:"extra,omitempty"`
-	files        map[Half]fileDigest `json:"-"`
+	Format       string             `json:"format"`
+	Name         string             `json:"name"`
+	Architecture string             `json:"architecture"`
+	Description  string             `json:"description"`
+	Task         Task               `json:"task,omitempty"`
+	InputShape   []int              `json:"input_shape"`
+	LatentShape  []int              `json:"latent_shape,omitempty"`
+	Classes      int                `json:"classes,omitempty"`
+	Stages       map[Half]StageFile `json:"stages,omitempty"`
+	// Halves is format 1's name for Stages, read and never written.
+	Halves   map[Half]StageFile  `json:"halves,omitempty"`
+	Training Training            `json:"training"`
+	Metrics  Metrics             `json:"metrics"`
+	Extra    map[string]any      `json:"extra,omitempty"`
+	files    map[Half]fileDigest `json:"-"`
 }
 
 type fileDigest [sha256.Size]byte
 
-// HalfFile is one half's weights file and its contents.
-type HalfFile struct {
+// StageFile is one stored stage's weights file and its contents.
+type StageFile struct {
 	File    string       `json:"file"`
 	SHA256  string       `json:"sha256"`
 	Tensors []TensorSpec `json:"tensors"`
@@ -73,6 +83,7 @@ type Training struct {
 	TrainImages   int       `json:"train_images"`
 	ValImages     int       `json:"validation_images"`
 	Epochs        int       `json:"epochs"`
+	SelectedEpoch int       `json:"selected_epoch,omitempty"` // the epoch of lowest validation loss, whose weights these are
 	BatchSize     int       `json:"batch_size"`
 	LearningRate  float64   `json:"learning_rate"`
 	Optimizer     string    `json:"optimizer"`
@@ -89,40 +100,63 @@ type Training struct {
 	FinishedAtUTC string    `json:"finished_at,omitempty"`
 }
 
-// Metrics are measured on the 10,000 MNIST test images after training.
+// Metrics are measured on the 10,000 MNIST test images after training: an
+// autoencoder's reconstruction (BCE, MSE, PSNR, SSIM; with NoiseFactor > 0,
+// of noisy inputs, and NoisyPSNR the noisy inputs' own), a classifier's
+// accuracy and cross-entropy.
 type Metrics struct {
 	TestImages  int     `json:"test_images"`
-	BCE         float64 `json:"bce"`
-	MSE         float64 `json:"mse"`
-	PSNR        float64 `json:"psnr_db"`
+	BCE         float64 `json:"bce,omitempty"`
+	MSE         float64 `json:"mse,omitempty"`
+	PSNR        float64 `json:"psnr_db,omitempty"`
+	SSIM        float64 `json:"ssim,omitempty"`
 	NoisyPSNR   float64 `json:"noisy_psnr_db,omitempty"`
 	NoiseFactor float64 `json:"noise_factor,omitempty"`
 	NoiseSeed   int64   `json:"noise_seed,omitempty"`
+	Accuracy    float64 `json:"accuracy,omitempty"`
+	CE          float64 `json:"cross_entropy,omitempty"`
 }
 
-// Fingerprint identifies a model's weights: the first 8 bytes of
-// SHA-256(sha256(encoder file) ‖ sha256(decoder file)).
+// Fingerprint identifies a model's weights: the first 8 bytes of the
+// SHA-256 over its stored stages' files' SHA-256 digests, in file order
+// (for an autoencoder, sha256(encoder file) ‖ sha256(decoder file)).
 type Fingerprint [8]byte
 
 func (f Fingerprint) String() string { return hex.EncodeToString(f[:]) }
 
-// Model is a loaded model: its manifest and the halves asked for.
+// Model is a loaded model: its manifest, architecture and the stages asked for.
 type Model struct {
 	Name        string
 	Manifest    Manifest
+	Arch        *Arch
 	Fingerprint Fingerprint
 	params      Params
 	loaded      map[Half]bool
 }
 
-// Has reports whether a half can run (Full needs both stored halves).
+// Has reports whether stage h can run (Full needs both stored halves).
 func (m *Model) Has(h Half) bool {
-	for _, s := range stored(h) {
-		if !m.loaded[s] {
+	parts, err := m.Arch.parts(h)
+	if err != nil {
+		return false
+	}
+	for _, s := range parts {
+		if !m.loaded[s.Half] {
 			return false
 		}
 	}
 	return true
+}
+
+// Loaded lists the stored stages loaded, in file order.
+func (m *Model) Loaded() []Half {
+	var hs []Half
+	for _, h := range m.Arch.Stored() {
+		if m.loaded[h] {
+			hs = append(hs, h)
+		}
+	}
+	return hs
 }
 
 // Params exposes the loaded tensors (read-only by convention).
@@ -136,12 +170,12 @@ func LoadDir(dir, name string, halves ...Half) (*Model, error) {
 	return LoadFS(os.DirFS(dir), name, halves...)
 }
 
-// LoadFS loads the named model's manifest and the requested stored halves
-// (all by default), verifying every checksum, name and shape.
+// LoadFS loads the named model's manifest and those of the requested
+// stored stages its architecture has (all by default), verifying every
+// checksum, name and shape. Stages it lacks are not an error here (a
+// classifier has no encoder): see Loaded. Files of stages not asked for
+// are never read.
 func LoadFS(fsys fs.FS, name string, halves ...Half) (*Model, error) {
-	if len(halves) == 0 {
-		halves = Halves
-	}
 	mpath := path.Join(name, "manifest.json")
 	raw, err := fs.ReadFile(fsys, mpath)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -150,36 +184,41 @@ func LoadFS(fsys fs.FS, name string, halves ...Half) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", mpath, err)
 	}
-	man, err := parseManifest(raw, name)
+	man, arch, err := parseManifest(raw, name)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", mpath, err)
 	}
-	m := &Model{Name: name, Manifest: *man, params: Params{}, loaded: map[Half]bool{}}
-	m.Fingerprint = fingerprintOf(man)
+	if len(halves) == 0 {
+		halves = arch.Stored()
+	}
+	m := &Model{Name: name, Manifest: *man, Arch: arch, params: Params{}, loaded: map[Half]bool{}}
+	m.Fingerprint = fingerprintOf(man, arch)
 	want := map[Half]bool{}
 	for _, h := range halves {
-		for _, s := range stored(h) {
-			want[s] = true
+		if parts, err := arch.parts(h); err == nil {
+			for _, s := range parts {
+				want[s.Half] = true
+			}
 		}
 	}
-	for _, h := range Halves {
+	for _, h := range arch.Stored() {
 		if !want[h] {
 			continue
 		}
-		hf := man.Halves[h]
-		fpath := path.Join(name, hf.File)
+		sf := man.Stages[h]
+		fpath := path.Join(name, sf.File)
 		data, err := fs.ReadFile(fsys, fpath)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", fpath, err)
 		}
 		if sum := sha256.Sum256(data); sum != man.files[h] {
-			return nil, fmt.Errorf("%s: checksum mismatch: file has sha256 %x, manifest says %s", fpath, sum, hf.SHA256)
+			return nil, fmt.Errorf("%s: checksum mismatch: file has sha256 %x, manifest says %s", fpath, sum, sf.SHA256)
 		}
 		tensors, err := decodeTensors(data)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", fpath, err)
 		}
-		if err := checkTensors(tensors, man.Architecture, h); err != nil {
+		if err := checkTensors(tensors, arch, h); err != nil {
 			return nil, fmt.Errorf("%s: %w", fpath, err)
 		}
 		for n, t := range tensors {
@@ -190,48 +229,69 @@ func LoadFS(fsys fs.FS, name string, halves ...Half) (*Model, error) {
 	return m, nil
 }
 
-func parseManifest(raw []byte, name string) (*Manifest, error) {
+func parseManifest(raw []byte, name string) (*Manifest, *Arch, error) {
 	var man Manifest
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&man); err != nil {
-		return nil, fmt.Errorf("malformed manifest: %w", err)
+		return nil, nil, fmt.Errorf("malformed manifest: %w", err)
 	}
-	if man.Format != FormatVersion {
-		return nil, fmt.Errorf("format %q, this build reads %q", man.Format, FormatVersion)
+	switch man.Format {
+	case FormatVersion:
+		if man.Halves != nil {
+			return nil, nil, fmt.Errorf("format %s has stages, not halves", FormatVersion)
+		}
+	case formatV1:
+		if man.Stages != nil {
+			return nil, nil, fmt.Errorf("format %s has halves, not stages", formatV1)
+		}
+		man.Stages, man.Halves = man.Halves, nil
+		man.Task = TaskAutoencoder
+	default:
+		return nil, nil, fmt.Errorf("format %q, this build reads %q and %q", man.Format, FormatVersion, formatV1)
 	}
 	if man.Name != name {
-		return nil, fmt.Errorf("manifest names model %q, expected %q", man.Name, name)
+		return nil, nil, fmt.Errorf("manifest names model %q, expected %q", man.Name, name)
+	}
+	arch, err := Lookup(man.Architecture)
+	if err != nil {
+		return nil, nil, err
+	}
+	if man.Task != arch.Task {
+		return nil, nil, fmt.Errorf("task %q, but architecture %s is a %s", man.Task, arch.Name, arch.Task)
 	}
 	man.files = map[Half]fileDigest{}
-	for _, h := range Halves {
-		hf, ok := man.Halves[h]
+	for _, h := range arch.Stored() {
+		sf, ok := man.Stages[h]
 		if !ok {
-			return nil, fmt.Errorf("manifest lists no %s half", h)
+			return nil, nil, fmt.Errorf("manifest lists no %s stage", h)
 		}
-		if hf.File == "" || path.Base(hf.File) != hf.File {
-			return nil, fmt.Errorf("%s half: bad file name %q", h, hf.File)
+		if sf.File == "" || path.Base(sf.File) != sf.File {
+			return nil, nil, fmt.Errorf("%s stage: bad file name %q", h, sf.File)
 		}
-		sum, err := hex.DecodeString(hf.SHA256)
+		sum, err := hex.DecodeString(sf.SHA256)
 		if err != nil || len(sum) != sha256.Size {
-			return nil, fmt.Errorf("%s half: bad sha256 %q", h, hf.SHA256)
+			return nil, nil, fmt.Errorf("%s stage: bad sha256 %q", h, sf.SHA256)
 		}
 		man.files[h] = fileDigest(sum)
-		specs, err := Specs(man.Architecture, h)
+		specs, err := arch.Specs(h)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if !slices.EqualFunc(specs, hf.Tensors, func(a, b TensorSpec) bool { return a.Name == b.Name && slices.Equal(a.Shape, b.Shape) }) {
-			return nil, fmt.Errorf("%s half: tensors %v do not match architecture %s (want %v)", h, hf.Tensors, man.Architecture, specs)
+		if !slices.EqualFunc(specs, sf.Tensors, func(a, b TensorSpec) bool { return a.Name == b.Name && slices.Equal(a.Shape, b.Shape) }) {
+			return nil, nil, fmt.Errorf("%s stage: tensors %v do not match architecture %s (want %v)", h, sf.Tensors, arch.Name, specs)
 		}
 	}
-	return &man, nil
+	if len(man.Stages) != len(arch.Stored()) {
+		return nil, nil, fmt.Errorf("manifest lists %d stages, architecture %s has %v", len(man.Stages), arch.Name, arch.Stored())
+	}
+	return &man, arch, nil
 }
 
-func fingerprintOf(man *Manifest) Fingerprint {
+func fingerprintOf(man *Manifest, arch *Arch) Fingerprint {
 	h := sha256.New()
-	for _, half := range Halves {
-		d := man.files[half]
+	for _, s := range arch.Stored() {
+		d := man.files[s]
 		h.Write(d[:])
 	}
 	var f Fingerprint
@@ -239,13 +299,13 @@ func fingerprintOf(man *Manifest) Fingerprint {
 	return f
 }
 
-func checkTensors(ts map[string]*tensor.Dense, arch string, h Half) error {
-	specs, err := Specs(arch, h)
+func checkTensors(ts map[string]*tensor.Dense, arch *Arch, h Half) error {
+	specs, err := arch.Specs(h)
 	if err != nil {
 		return err
 	}
 	if len(ts) != len(specs) {
-		return fmt.Errorf("%d tensors, architecture %s %s wants %d", len(ts), arch, h, len(specs))
+		return fmt.Errorf("%d tensors, architecture %s %s wants %d", len(ts), arch.Name, h, len(specs))
 	}
 	for _, s := range specs {
 		t, ok := ts[s.Name]
@@ -382,20 +442,27 @@ func encodeTensors(p Params, specs []TensorSpec) ([]byte, error) {
 }
 
 // Save writes p as model man.Name under dir, filling in the manifest's
-// file names, checksums and tensor lists, and returns the loaded model.
-// Files are written to temporaries and renamed, so a crash never leaves a
-// manifest pointing at half-written weights.
+// format, task, shapes, file names, checksums and tensor lists from its
+// architecture, and returns the loaded model. Files are written to
+// temporaries and renamed, so a crash never leaves a manifest pointing at
+// half-written weights.
 func Save(dir string, man Manifest, p Params) (*Model, error) {
+	arch, err := Lookup(man.Architecture)
+	if err != nil {
+		return nil, err
+	}
 	man.Format = FormatVersion
-	man.InputShape = Full.InShape()
-	man.LatentShape = Encoder.OutShape()
-	man.Halves = map[Half]HalfFile{}
+	man.Task = arch.Task
+	man.InputShape = arch.InShape(arch.Stored()[0])
+	man.LatentShape = arch.LatentShape()
+	man.Classes = arch.Classes()
+	man.Stages, man.Halves = map[Half]StageFile{}, nil
 	mdir := filepath.Join(dir, man.Name)
 	if err := os.MkdirAll(mdir, 0o755); err != nil {
 		return nil, err
 	}
-	for _, h := range Halves {
-		specs, err := Specs(man.Architecture, h)
+	for _, h := range arch.Stored() {
+		specs, err := arch.Specs(h)
 		if err != nil {
 			return nil, err
 		}
@@ -408,7 +475,7 @@ func Save(dir string, man Manifest, p Params) (*Model, error) {
 			return nil, err
 		}
 		sum := sha256.Sum256(data)
-		man.Halves[h] = HalfFile{File: file, SHA256: hex.EncodeToString(sum[:]), Tensors: specs}
+		man.Stages[h] = StageFile{File: file, SHA256: hex.EncodeToString(sum[:]), Tensors: specs}
 	}
 	js, err := json.MarshalIndent(man, "", "  ")
 	if err != nil {
@@ -442,6 +509,14 @@ func writeAtomic(name string, data []byte) error {
 
 // FromParams wraps freshly trained parameters as an in-memory model (no
 // files), for evaluation before saving.
-func FromParams(name string, man Manifest, p Params) *Model {
-	return &Model{Name: name, Manifest: man, params: p, loaded: map[Half]bool{Encoder: true, Decoder: true}}
+func FromParams(name string, man Manifest, p Params) (*Model, error) {
+	arch, err := Lookup(man.Architecture)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Name: name, Manifest: man, Arch: arch, params: p, loaded: map[Half]bool{}}
+	for _, h := range arch.Stored() {
+		m.loaded[h] = true
+	}
+	return m, nil
 }

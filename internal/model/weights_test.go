@@ -13,12 +13,9 @@ import (
 
 func savedModel(t *testing.T) (string, Params) {
 	t.Helper()
-	p, err := InitParams(ArchConv, 7)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := ArchConv.InitParams(7)
 	dir := t.TempDir()
-	man := Manifest{Name: "m", Architecture: ArchConv, Description: "test"}
+	man := Manifest{Name: "m", Architecture: ArchConv.Name, Description: "test"}
 	if _, err := Save(dir, man, p); err != nil {
 		t.Fatal(err)
 	}
@@ -64,9 +61,9 @@ func TestWeightsRoundTrip(t *testing.T) {
 		t.Fatal("decoder-only model built an encoder runner")
 	}
 	// Different weights, different fingerprint.
-	p2, _ := InitParams(ArchConv, 8)
+	p2 := ArchConv.InitParams(8)
 	dir2 := t.TempDir()
-	m2, err := Save(dir2, Manifest{Name: "m", Architecture: ArchConv}, p2)
+	m2, err := Save(dir2, Manifest{Name: "m", Architecture: ArchConv.Name}, p2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +85,7 @@ func TestWeightsCorruptionRefused(t *testing.T) {
 		{"missing decoder file", remove("decoder.aew"), "", "decoder.aew"},
 		{"corrupt encoder does not stop a decoder-only load", flipByte("encoder.aew", 40), Decoder, ""},
 		{"manifest not JSON", writeFile("manifest.json", "{nope"), "", "manifest.json: malformed manifest"},
-		{"manifest wrong format", editManifest(`"aeserve-weights/1"`, `"aeserve-weights/9"`), "", "format"},
+		{"manifest wrong format", editManifest(`"aeserve-weights/2"`, `"aeserve-weights/9"`), "", "format"},
 		{"manifest wrong shape", editManifest(`32,
             1,`, `32,
             2,`), "", "do not match architecture"},
@@ -175,8 +172,8 @@ func TestDecodeOfEncodeEqualsFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(z) != n*LatentLen {
-		t.Fatalf("latent has %d values, want %d", len(z), n*LatentLen)
+	if latentLen := prod(ArchConv.LatentShape()); len(z) != n*latentLen {
+		t.Fatalf("latent has %d values, want %d", len(z), n*latentLen)
 	}
 	y, err := rd.Run(z, n)
 	if err != nil {

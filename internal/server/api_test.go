@@ -11,7 +11,6 @@ import (
 
 	"github.com/aeserve/aeserve"
 	"github.com/aeserve/aeserve/api"
-	"github.com/aeserve/aeserve/internal/model"
 )
 
 func modelFingerprint(t *testing.T, e *env, name string) string {
@@ -44,7 +43,7 @@ func TestEncodeJSONDecodeJSON(t *testing.T) {
 	}
 	if l.Model != "conv" || l.Fingerprint != fp || l.DType != "float32" ||
 		len(l.Shape) != 4 || l.Shape[0] != 1 || l.Shape[1] != 32 || l.Shape[2] != 7 || l.Shape[3] != 7 ||
-		len(l.Data) != model.LatentLen {
+		len(l.Data) != convLatentLen {
 		t.Fatalf("latent %s %s %s %v with %d values", l.Model, l.Fingerprint, l.DType, l.Shape, len(l.Data))
 	}
 
@@ -71,7 +70,7 @@ func TestEncodeBinaryDecodeBinary(t *testing.T) {
 	if r.mediaType() != ctBinary {
 		t.Fatalf("encode answered %q, want %s", r.Header.Get("Content-Type"), ctBinary)
 	}
-	if want := 15 + 4*model.LatentLen; len(r.body) != want {
+	if want := 15 + 4*convLatentLen; len(r.body) != want {
 		t.Errorf("binary latent of one image is %d bytes, want %d", len(r.body), want)
 	}
 	var l api.Latent

@@ -83,11 +83,11 @@ func TestErrors(t *testing.T) {
 	withNaN.Data[100] = float32(math.NaN())
 	withInf := conv
 	withInf.Data = append([]float32(nil), conv.Data...)
-	withInf.Data[model.LatentLen-1] = float32(math.Inf(-1))
+	withInf.Data[convLatentLen-1] = float32(math.Inf(-1))
 	wrongShape := conv
 	wrongShape.Shape = []int{1, 32, 49}
 	flat := conv
-	flat.Shape = []int{model.LatentLen}
+	flat.Shape = []int{convLatentLen}
 	inconsistent := conv
 	inconsistent.Data = conv.Data[:10]
 

@@ -56,6 +56,63 @@ func (sv *served) batcher(h model.Half) (*batch.Batcher, error) {
 	return b, nil
 }
 
+// opTask is the task each operation needs of a model's architecture.
+var opTask = map[string]model.Task{
+	api.OpEncode:      model.TaskAutoencoder,
+	api.OpDecode:      model.TaskAutoencoder,
+	api.OpReconstruct: model.TaskAutoencoder,
+	api.OpDenoise:     model.TaskAutoencoder,
+	api.OpClassify:    model.TaskClassifier,
+}
+
+// opRoles is which roles serve each operation's route.
+var opRoles = map[string][]Role{
+	api.OpEncode:      encodeRoles,
+	api.OpDecode:      decodeRoles,
+	api.OpReconstruct: fullRoles,
+	api.OpDenoise:     fullRoles,
+	api.OpClassify:    classifyRoles,
+}
+
+// opOrder lists the operations as /v1/models reports them.
+var opOrder = []string{api.OpEncode, api.OpDecode, api.OpReconstruct, api.OpDenoise, api.OpClassify}
+
+// operations are what the model can do here: what its architecture does,
+// on the routes this role serves.
+func (sv *served) operations(role Role) []string {
+	ops := []string{}
+	for _, op := range opOrder {
+		if opTask[op] == sv.m.Arch.Task && role.serves(opRoles[op]) {
+			ops = append(ops, op)
+		}
+	}
+	return ops
+}
+
+// halves are the stages this server runs for the model, in the
+// architecture's order.
+func (sv *served) halves() []string {
+	hs := []string{}
+	for _, h := range sv.m.Arch.Runnable() {
+		if sv.batchers[h] != nil {
+			hs = append(hs, string(h))
+		}
+	}
+	return hs
+}
+
+// supports answers 400 unsupported-operation when the model's architecture
+// cannot do op at all: the client picked the wrong model, and the detail
+// says what this one does. (A route this process's role does not serve is
+// the router's 404 not-served-by-role, before any model is looked at.)
+func (sv *served) supports(op string) error {
+	if opTask[op] == sv.m.Arch.Task {
+		return nil
+	}
+	return problemf(http.StatusBadRequest, kindUnsupported, "model %s is a %s and cannot %s; it can %s",
+		sv.name, sv.m.Arch.Task, op, strings.Join(sv.info.Operations, ", "))
+}
+
 func (s *Server) encode(r *http.Request, q query) (*response, error) {
 	fit, err := boolParam(q, "fit")
 	if err != nil {
@@ -63,6 +120,9 @@ func (s *Server) encode(r *http.Request, q query) (*response, error) {
 	}
 	sv, err := s.pick(r, q, DefaultModel)
 	if err != nil {
+		return nil, err
+	}
+	if err := sv.supports(api.OpEncode); err != nil {
 		return nil, err
 	}
 	if err := checkImageType(r); err != nil {
@@ -88,7 +148,7 @@ func (s *Server) encode(r *http.Request, q query) (*response, error) {
 	l := api.Latent{
 		Model:       sv.name,
 		Fingerprint: sv.fp,
-		Shape:       []int{n, model.LatentC, model.LatentH, model.LatentW},
+		Shape:       append([]int{n}, sv.m.Arch.LatentShape()...),
 		DType:       api.DTypeFloat32,
 		Data:        z,
 	}
@@ -103,21 +163,27 @@ func (s *Server) encode(r *http.Request, q query) (*response, error) {
 }
 
 func (s *Server) reconstruct(r *http.Request, q query) (*response, error) {
-	return s.imagesToImages(r, q, DefaultModel)
+	return s.imagesToImages(r, q, DefaultModel, api.OpReconstruct)
 }
 
+// denoise runs any autoencoder on the images: a model trained on noise
+// removes it, and a clean one shows what it makes of noise (GET /v1/models
+// says which is which).
 func (s *Server) denoise(r *http.Request, q query) (*response, error) {
-	return s.imagesToImages(r, q, DefaultDenoiseModel)
+	return s.imagesToImages(r, q, DefaultDenoiseModel, api.OpDenoise)
 }
 
 // imagesToImages runs the full model (one graph, encoder then decoder).
-func (s *Server) imagesToImages(r *http.Request, q query, def string) (*response, error) {
+func (s *Server) imagesToImages(r *http.Request, q query, def, op string) (*response, error) {
 	fit, err := boolParam(q, "fit")
 	if err != nil {
 		return nil, err
 	}
 	sv, err := s.pick(r, q, def)
 	if err != nil {
+		return nil, err
+	}
+	if err := sv.supports(op); err != nil {
 		return nil, err
 	}
 	if err := checkImageType(r); err != nil {
@@ -159,8 +225,14 @@ func (s *Server) decode(r *http.Request, q query) (*response, error) {
 		return nil, err
 	}
 	want := q["model"]
-	if want != "" && set.byName[want] == nil {
-		return nil, unknownModel(want, set.names)
+	if want != "" {
+		named := set.byName[want]
+		if named == nil {
+			return nil, unknownModel(want, set.names)
+		}
+		if err := named.supports(api.OpDecode); err != nil {
+			return nil, err
+		}
 	}
 	mt, _ := mediaType(r)
 	if mt != ctJSON && mt != ctBinary {
@@ -183,25 +255,29 @@ func (s *Server) decode(r *http.Request, q query) (*response, error) {
 		return nil, err
 	}
 	infoOf(r.Context()).model = sv
+	if err := sv.supports(api.OpDecode); err != nil {
+		return nil, err
+	}
 	if want != "" && want != sv.name {
 		return nil, conflict("model=%s was asked for, but the latent was made by model %s (fingerprint %s)", want, sv.name, sv.fp)
 	}
-	inShape := model.Decoder.InShape()
+	inShape := sv.m.Arch.InShape(model.Decoder)
 	if len(l.Shape) != 1+len(inShape) || !slices.Equal(l.Shape[1:], inShape) {
-		return nil, unprocessable("latent shape %v, want [N, %d, %d, %d]", l.Shape, inShape[0], inShape[1], inShape[2])
+		return nil, unprocessable("latent shape %v, want [N, %s] (model %s's code)", l.Shape, joinInts(inShape), sv.name)
 	}
 	n := l.Shape[0]
 	if n > s.cfg.MaxImages {
 		return nil, tooLarge("latent holds %d images, more than %d per request", n, s.cfg.MaxImages)
 	}
 	if i, ok := l.CheckFinite(); !ok {
+		latentLen := sv.m.Arch.InLen(model.Decoder)
 		if mt == ctJSON {
 			// JSON has no NaN or infinity: this was a finite number too large
 			// for float32, which parseLatentData kept as ±Inf.
 			return nil, unprocessable("latent value %d (image %d) is beyond the float32 range (±%.4g); values must be finite",
-				i, i/model.LatentLen, math.MaxFloat32)
+				i, i/latentLen, math.MaxFloat32)
 		}
-		return nil, unprocessable("latent value %d (image %d) is %v; values must be finite", i, i/model.LatentLen, l.Data[i])
+		return nil, unprocessable("latent value %d (image %d) is %v; values must be finite", i, i/latentLen, l.Data[i])
 	}
 	if n > 1 {
 		if ct, err = mustNegotiate(r, ctJSON); err != nil {
@@ -426,7 +502,7 @@ func (s *Server) listModels(r *http.Request, _ query) (*response, error) {
 	if _, err := mustNegotiate(r, ctJSON); err != nil {
 		return nil, err
 	}
-	list := api.ModelList{Models: make([]api.ModelInfo, 0, len(set.names))}
+	list := api.ModelList{SchemaVersion: api.SchemaVersion, Models: make([]api.ModelInfo, 0, len(set.names))}
 	for _, name := range set.names {
 		list.Models = append(list.Models, set.byName[name].info)
 	}
@@ -460,29 +536,34 @@ func (s *Server) getModel(r *http.Request, _ query) (*response, error) {
 	return jsonResponse(sv.info)
 }
 
-// modelInfo is the public description of a model, from its manifest.
-func modelInfo(m *model.Model, halves []string) api.ModelInfo {
-	man := m.Manifest
+// modelInfo is the public description of a model, from its manifest and
+// architecture.
+func modelInfo(m *model.Model, halves, ops []string) api.ModelInfo {
+	man, a := m.Manifest, m.Arch
 	info := api.ModelInfo{
-		Name:         m.Name,
-		Architecture: man.Architecture,
-		Description:  man.Description,
-		Fingerprint:  m.Fingerprint.String(),
-		Halves:       halves,
-		InputShape:   man.InputShape,
-		LatentShape:  man.LatentShape,
+		Name:           m.Name,
+		Architecture:   man.Architecture,
+		Description:    man.Description,
+		Task:           string(a.Task),
+		Fingerprint:    m.Fingerprint.String(),
+		Halves:         halves,
+		Operations:     ops,
+		InputShape:     a.InShape(a.Stored()[0]),
+		LatentShape:    a.LatentShape(),
+		Classes:        a.Classes(),
+		TrainedOnNoise: man.Training.NoiseFactor > 0,
 	}
-	if len(info.InputShape) == 0 {
-		info.InputShape = model.Full.InShape()
+	for _, h := range a.Runnable() {
+		info.Stages = append(info.Stages, api.StageInfo{Name: string(h), InputShape: a.InShape(h), OutputShape: a.OutShape(h)})
 	}
-	if len(info.LatentShape) == 0 {
-		info.LatentShape = model.Encoder.OutShape()
+	if ls := info.LatentShape; ls != nil {
+		info.Code = &api.CodeSize{Numbers: prod(ls), BinaryBytes: api.BinarySize(append([]int{1}, ls...), api.DTypeFloat32)}
 	}
 	t := man.Training
 	if t.Epochs > 0 {
 		info.Training = &api.Training{
-			Epochs: t.Epochs, BatchSize: t.BatchSize, LearningRate: t.LearningRate,
-			NoiseFactor: t.NoiseFactor, Seed: t.Seed,
+			Epochs: t.Epochs, SelectedEpoch: t.SelectedEpoch, BatchSize: t.BatchSize, LearningRate: t.LearningRate,
+			Loss: t.Loss, NoiseFactor: t.NoiseFactor, Seed: t.Seed,
 			Data: fmt.Sprintf("%s (%d training, %d validation images)", t.Data, t.TrainImages, t.ValImages),
 		}
 	}
@@ -492,13 +573,33 @@ func modelInfo(m *model.Model, halves []string) api.ModelInfo {
 			v := mt.NoisyPSNR
 			info.Metrics.NoisyPSNRdB = &v
 		}
+		if a.Task == model.TaskClassifier {
+			v := mt.Accuracy
+			info.Metrics.Accuracy = &v
+		}
 	}
-	for _, h := range model.Halves {
-		for _, ts := range man.Halves[h].Tensors {
+	for _, h := range a.Stored() {
+		for _, ts := range man.Stages[h].Tensors {
 			info.Tensors = append(info.Tensors, api.TensorInfo{Name: ts.Name, Shape: ts.Shape})
 		}
 	}
 	return info
+}
+
+func prod(s []int) int {
+	p := 1
+	for _, v := range s {
+		p *= v
+	}
+	return p
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ", ")
 }
 
 type status struct {

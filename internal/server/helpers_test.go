@@ -574,3 +574,12 @@ func waitServed(t *testing.T, served <-chan error) {
 		t.Fatal("Serve did not return")
 	}
 }
+
+// convLatentLen is the numbers in one conv latent, [32, 7, 7].
+var convLatentLen = func() int {
+	n := 1
+	for _, d := range model.ArchConv.LatentShape() {
+		n *= d
+	}
+	return n
+}()

@@ -33,11 +33,12 @@ const maxRequestIDLen = 128
 // reqInfo collects what the per-request log line and metrics need from the
 // layers below. Each request has its own; only its goroutine touches it.
 type reqInfo struct {
-	id      string
-	route   string // set by the 405 handler, which chi gives no pattern
-	model   *served
-	images  int
-	problem *Problem
+	id       string
+	route    string // set by the 405 handler, which chi gives no pattern
+	model    *served
+	denoiser *served // classify?denoise=true's autoencoder
+	images   int
+	problem  *Problem
 }
 
 type infoKey struct{}

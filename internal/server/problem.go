@@ -76,6 +76,7 @@ const (
 	kindNotFound        = "not-found"
 	kindUnknownModel    = "unknown-model"
 	kindNotServedByRole = "not-served-by-role"
+	kindUnsupported     = "unsupported-operation"
 	kindMethod          = "method-not-allowed"
 	kindNotAcceptable   = "not-acceptable"
 	kindConflict        = "model-mismatch"
@@ -96,6 +97,7 @@ var titles = map[string]string{
 	kindNotFound:        "Not found",
 	kindUnknownModel:    "Unknown model",
 	kindNotServedByRole: "Route not served by this server's role",
+	kindUnsupported:     "Model cannot do this",
 	kindMethod:          "Method not allowed",
 	kindNotAcceptable:   "Not acceptable",
 	kindConflict:        "Latent does not belong to this model",

@@ -242,7 +242,7 @@ func TestLatentJSONStatus(t *testing.T) {
 	}
 	obj := latentJSON(t, l)
 	largest := map[int]string{}
-	for i := range model.LatentLen {
+	for i := range convLatentLen {
 		largest[i] = "3.4028235e38"
 	}
 	for _, tc := range []struct {
@@ -261,7 +261,7 @@ func TestLatentJSONStatus(t *testing.T) {
 		{"string in data", withData(1, map[int]string{3: `"NaN"`}), 400, "data[3] is a string"},
 		{"null in data", withData(1, map[int]string{7: `null`}), 400, "data[7] is null"},
 		{"1e39", withData(1, map[int]string{5: "1e39"}), 422, "value 5 (image 0)"},
-		{"-1e39 in the second image", withData(2, map[int]string{model.LatentLen + 3: "-1e39"}), 422, fmt.Sprintf("value %d (image 1)", model.LatentLen+3)},
+		{"-1e39 in the second image", withData(2, map[int]string{convLatentLen + 3: "-1e39"}), 422, fmt.Sprintf("value %d (image 1)", convLatentLen+3)},
 		{"1e400", withData(1, map[int]string{0: "1e400"}), 422, "value 0"},
 		{"just above float32", withData(1, map[int]string{9: "3.4028236e38"}), 422, "value 9"},
 		{"large but finite", withData(1, map[int]string{9: "1e10"}), 200, ""},

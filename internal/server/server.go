@@ -30,8 +30,9 @@ import (
 
 // Models answering requests that name none.
 const (
-	DefaultModel        = "conv"    // encode, reconstruct
-	DefaultDenoiseModel = "denoise" // denoise
+	DefaultModel         = "conv"       // encode, reconstruct
+	DefaultDenoiseModel  = "denoise"    // denoise, and the denoiser of classify?denoise=true
+	DefaultClassifyModel = "classifier" // classify
 )
 
 // Defaults of Config's zero fields.
@@ -338,7 +339,7 @@ type runnerProc struct {
 }
 
 func (p *runnerProc) Process(in []float32, n int) ([]float32, error) {
-	size := n * p.r.Half().OutLen()
+	size := n * p.r.OutLen()
 	if cap(p.out) < size {
 		p.out = make([]float32, size)
 	}
@@ -353,7 +354,7 @@ func (p *runnerProc) Close() error { return p.r.Close() }
 func (s *Server) serve(m *model.Model) (*served, error) {
 	sv := &served{name: m.Name, m: m, fp: m.Fingerprint.String(),
 		batchers: map[model.Half]*batch.Batcher{}, admitting: map[model.Half]*atomic.Int64{}}
-	for _, h := range []model.Half{model.Encoder, model.Decoder, model.Full} {
+	for _, h := range m.Arch.Runnable() {
 		if !m.Has(h) {
 			continue
 		}
@@ -361,7 +362,7 @@ func (s *Server) serve(m *model.Model) (*served, error) {
 		cfg := batch.Config{
 			MaxBatch: s.cfg.Batch.MaxBatch, MaxWait: s.cfg.Batch.MaxWait,
 			QueueSize: s.cfg.Batch.QueueSize, Workers: s.cfg.Batch.Workers,
-			InLen: h.InLen(), OutLen: h.OutLen(),
+			InLen: m.Arch.InLen(h), OutLen: m.Arch.OutLen(h),
 		}
 		b, err := batch.New(cfg, labels, s.bmetrics, func() (batch.Processor, error) {
 			r, err := m.NewRunner(h)
@@ -380,9 +381,8 @@ func (s *Server) serve(m *model.Model) (*served, error) {
 		}
 		sv.batchers[h] = b
 		sv.admitting[h] = new(atomic.Int64)
-		sv.info.Halves = append(sv.info.Halves, string(h))
 	}
-	sv.info = modelInfo(m, sv.info.Halves)
+	sv.info = modelInfo(m, sv.halves(), sv.operations(s.cfg.Role))
 	return sv, nil
 }
 
@@ -441,8 +441,9 @@ func (s *Server) loaded() (*modelSet, error) {
 
 // Query parameters of the routes that take any; every other route takes none.
 var (
-	imageParams  = []string{"model", "fit"}
-	decodeParams = []string{"model"}
+	imageParams    = []string{"model", "fit"}
+	decodeParams   = []string{"model"}
+	classifyParams = []string{"model", "fit", "denoise", "denoiser"}
 )
 
 // Which roles serve each model route. Operational routes and the model
@@ -451,6 +452,9 @@ var (
 	encodeRoles = []Role{RoleAll, RoleEncoder}
 	decodeRoles = []Role{RoleAll, RoleDecoder}
 	fullRoles   = []Role{RoleAll} // needs both halves in one process
+	// /v1/classify may run a denoiser's full model first, and a classifier
+	// has no halves to split.
+	classifyRoles = []Role{RoleAll}
 )
 
 // newRouter is a router with the middleware every listener shares and the
@@ -484,6 +488,7 @@ func (s *Server) routes() *chi.Mux {
 	post("/v1/decode", decodeRoles, s.decode, decodeParams...)
 	post("/v1/reconstruct", fullRoles, s.reconstruct, imageParams...)
 	post("/v1/denoise", fullRoles, s.denoise, imageParams...)
+	post("/v1/classify", classifyRoles, s.classify, classifyParams...)
 	get(r, "/v1/models", s.handle(s.listModels))
 	get(r, "/v1/models/{name}", s.handle(s.getModel))
 	get(r, "/openapi.yaml", s.handle(s.openapi))
@@ -575,9 +580,14 @@ func (s *Server) adapt(h handlerFunc, parse func(raw string) (query, error)) htt
 		}
 		hdr := w.Header()
 		hdr.Set("Vary", "Accept")
-		if info := infoOf(r.Context()); info.model != nil {
+		info := infoOf(r.Context())
+		if info.model != nil {
 			hdr.Set(HeaderModel, info.model.name)
 			hdr.Set(HeaderFingerprint, info.model.fp)
+		}
+		if info.denoiser != nil {
+			hdr.Set(HeaderDenoiser, info.denoiser.name)
+			hdr.Set(HeaderDenoiserFingerprint, info.denoiser.fp)
 		}
 		if err != nil {
 			s.writeProblem(w, r, err)

@@ -1,25 +1,83 @@
 package train
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
 
-// Models are the models this build knows how to train, by name.
-var Models = []string{"conv", "denoise"}
+	"github.com/aeserve/aeserve/internal/model"
+)
 
-// Preset returns the training configuration of a named model: the same
-// architecture, trained to reconstruct clean digits (conv) or to recover
-// them from clip(x + 0.5·N(0,1), 0, 1) (denoise).
+// preset is how one shipped model is trained: its network, its objective
+// and its settings. The table is the one truth: `cmd/train --model NAME`
+// with no other flags reproduces the shipped weights.
+type preset struct {
+	arch        *model.Arch
+	objective   model.Objective
+	description string
+	noise       float64
+	epochs      int
+	seed        int64
+}
+
+var presets = map[string]preset{
+	"conv": {
+		arch: model.ArchConv, epochs: 12, seed: 1,
+		description: "Convolutional autoencoder trained to reconstruct MNIST digits",
+	},
+	"denoise": {
+		arch: model.ArchConv, noise: 0.5, epochs: 12, seed: 2,
+		description: "Convolutional denoising autoencoder trained on clip(x + 0.5·N(0,1), 0, 1) against clean digits",
+	},
+	"dense": {
+		arch: model.ArchDense, epochs: 60, seed: 3,
+		description: "Undercomplete dense autoencoder, 784 → 32 (ReLU) → 784",
+	},
+	"deep": {
+		arch: model.ArchDeep, epochs: 80, seed: 4,
+		description: "Deep dense autoencoder, 784 → 128 → 64 → 32 → 64 → 128 → 784",
+	},
+	"sparse": {
+		arch: model.ArchSigmoid128, epochs: 40, seed: 5,
+		objective:   model.Objective{SparsityRho: 0.05, SparsityBeta: 3},
+		description: "Sparse autoencoder, 784 → 128 (sigmoid) → 784, with a KL sparsity target ρ = 0.05 (β = 3)",
+	},
+	"sparse-unpenalised": {
+		arch: model.ArchSigmoid128, epochs: 40, seed: 5,
+		description: "The sparse autoencoder's network trained without its sparsity penalty, for comparison",
+	},
+	"contractive": {
+		arch: model.ArchSigmoid64, epochs: 40, seed: 6,
+		objective:   model.Objective{Contractive: 0.1},
+		description: "Contractive autoencoder, 784 → 64 (sigmoid) → 784, penalising ‖J‖²_F of the code",
+	},
+	"contractive-unpenalised": {
+		arch: model.ArchSigmoid64, epochs: 40, seed: 6,
+		description: "The contractive autoencoder's network trained without its penalty, for comparison",
+	},
+	"classifier": {
+		arch: model.ArchCNN, epochs: 12, seed: 7,
+		description: "CNN classifier trained on clean MNIST digits only",
+	},
+}
+
+// Models are the models this build knows how to train, by name, sorted.
+var Models = func() []string {
+	names := make([]string, 0, len(presets))
+	for n := range presets {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}()
+
+// Preset returns the training configuration of a named model.
 func Preset(name string) (Config, error) {
-	c := Config{Name: name, Seed: 1}
-	switch name {
-	case "conv":
-		c.Description = "Convolutional autoencoder trained to reconstruct MNIST digits"
-	case "denoise":
-		c.Description = "Convolutional denoising autoencoder trained on clip(x + 0.5·N(0,1), 0, 1) against clean digits"
-		c.Noise = 0.5
-		c.Seed = 2
-	default:
+	p, ok := presets[name]
+	if !ok {
 		return Config{}, fmt.Errorf("train: no preset for model %q (have %v)", name, Models)
 	}
+	c := Config{Name: name, Arch: p.arch, Objective: p.objective, Description: p.description,
+		Noise: p.noise, Epochs: p.epochs, Seed: p.seed}
 	c.Defaults()
 	return c, nil
 }

@@ -20,24 +20,29 @@ import (
 
 // Config is one training run.
 type Config struct {
-	Name        string  // model name: the weights directory's subfolder
-	Description string  // one line for the manifest
-	DataDir     string  // holds the MNIST IDX files
-	OutDir      string  // weights root; the model goes to OutDir/Name
-	Epochs      int     // passes over the training split
-	BatchSize   int     // images per Adam step
-	LR          float64 // Adam learning rate
-	Noise       float64 // σ of the Gaussian input noise; 0 trains a plain autoencoder
-	Seed        int64   // weights init, shuffling and noise
-	ValImages   int     // held out from the end of the training file for validation
-	Limit       int     // if > 0, use only this many training images (tests, smoke runs)
-	TestLimit   int     // if > 0, evaluate on only this many test images
-	LogEvery    int     // steps between progress lines
+	Name        string          // model name: the weights directory's subfolder
+	Arch        *model.Arch     // the network
+	Objective   model.Objective // penalties beyond the task's loss
+	Description string          // one line for the manifest
+	DataDir     string          // holds the MNIST IDX files
+	OutDir      string          // weights root; the model goes to OutDir/Name
+	Epochs      int             // passes over the training split
+	BatchSize   int             // images per Adam step
+	LR          float64         // Adam learning rate
+	Noise       float64         // σ of the Gaussian input noise; 0 trains a plain autoencoder
+	Seed        int64           // weights init, shuffling and noise
+	ValImages   int             // held out from the end of the training file for validation
+	Limit       int             // if > 0, use only this many training images (tests, smoke runs)
+	TestLimit   int             // if > 0, evaluate on only this many test images
+	LogEvery    int             // steps between progress lines
 	Log         zerolog.Logger
 }
 
 // Defaults fills unset fields with the classic tutorial's settings.
 func (c *Config) Defaults() {
+	if c.Arch == nil {
+		c.Arch = model.ArchConv
+	}
 	if c.Epochs == 0 {
 		c.Epochs = 10
 	}
@@ -67,11 +72,14 @@ type Result struct {
 	Metrics   model.Metrics
 }
 
-// Run trains a model, checkpointing the weights after every epoch, then
-// evaluates it on the test set and writes the manifest with the metrics, a
-// loss curve (loss.png) and a sample grid (samples.png) beside the weights.
+// Run trains a model and keeps the weights of the epoch with the lowest
+// validation loss (checkpointed as each new best is found), then evaluates
+// them on the test set and writes the manifest with the metrics, a loss
+// curve (loss.png) and, for an autoencoder, a sample grid (samples.png)
+// beside the weights.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cfg.Defaults()
+	arch := cfg.Arch
 	log := cfg.Log.With().Str("model", cfg.Name).Logger()
 	all, err := Load(cfg.DataDir, "train")
 	if err != nil {
@@ -81,7 +89,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("train: %d validation images leave none to train on (%d in all)", cfg.ValImages, all.N)
 	}
 	trainN := all.N - cfg.ValImages
-	val := all.Images[trainN*model.ImageLen:]
+	val := &Set{Images: all.Images[trainN*model.ImageLen:], Labels: all.Labels[trainN:], N: cfg.ValImages}
 	if cfg.Limit > 0 && cfg.Limit < trainN {
 		trainN = cfg.Limit
 	}
@@ -92,12 +100,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-
-	params, err := model.InitParams(model.ArchConv, cfg.Seed)
-	if err != nil {
-		return nil, err
+	if cfg.TestLimit > 0 && cfg.TestLimit < test.N {
+		test = &Set{Images: test.Images[:cfg.TestLimit*model.ImageLen], Labels: test.Labels[:cfg.TestLimit], N: cfg.TestLimit}
 	}
-	tg, err := model.NewTrainGraph(params, cfg.BatchSize)
+
+	params := arch.InitParams(cfg.Seed)
+	tg, err := model.NewTrainGraph(arch, params, cfg.BatchSize, cfg.Objective)
 	if err != nil {
 		return nil, err
 	}
@@ -107,14 +115,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	rng := rand.New(rand.NewSource(cfg.Seed))
 	bs := cfg.BatchSize
-	xT := tensor.New(tensor.WithShape(bs, 1, model.ImageSide, model.ImageSide), tensor.Of(tensor.Float32))
-	tT := tensor.New(tensor.WithShape(bs, 1, model.ImageSide, model.ImageSide), tensor.Of(tensor.Float32))
+	classify := arch.Task == model.TaskClassifier
+	xT := tensor.New(tensor.WithShape(tg.X.Shape()...), tensor.Of(tensor.Float32))
+	tT := tensor.New(tensor.WithShape(tg.T.Shape()...), tensor.Of(tensor.Float32))
 	xs, ts := xT.Data().([]float32), tT.Data().([]float32)
+	classes := arch.Classes()
 	steps := trainN / bs // the remainder of each shuffled epoch is skipped: fixed graph shape
 
 	man := model.Manifest{
 		Name:         cfg.Name,
-		Architecture: model.ArchConv,
+		Architecture: arch.Name,
 		Description:  cfg.Description,
 		Training: model.Training{
 			Data:         "MNIST training file: first images for training, last for validation",
@@ -123,7 +133,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			BatchSize:    bs,
 			LearningRate: cfg.LR,
 			Optimizer:    "adam (β1 0.9, β2 0.999, ε 1e-8)",
-			Loss:         "binary cross-entropy (mean per pixel)",
+			Loss:         cfg.Objective.Describe(arch.Task),
 			NoiseFactor:  cfg.Noise,
 			Seed:         cfg.Seed,
 			Threads:      runtime.GOMAXPROCS(0),
@@ -132,10 +142,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		},
 	}
 	res := &Result{}
-	log.Info().Int("train_images", trainN).Int("validation_images", cfg.ValImages).Int("epochs", cfg.Epochs).
+	log.Info().Str("architecture", arch.Name).Str("loss", man.Training.Loss).Int("train_images", trainN).
+		Int("validation_images", cfg.ValImages).Int("epochs", cfg.Epochs).
 		Int("batch_size", bs).Float64("lr", cfg.LR).Float64("noise", cfg.Noise).Int64("seed", cfg.Seed).Msg("training started")
 	start := time.Now()
 	perm := make([]int, trainN)
+	var best model.Params
+	bestLoss := math.Inf(1)
 	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
 		for i := range perm {
 			perm[i] = i
@@ -148,12 +161,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				return nil, err
 			}
 			for k := 0; k < bs; k++ {
-				copy(ts[k*model.ImageLen:(k+1)*model.ImageLen], all.Image(perm[step*bs+k]))
+				copy(xs[k*model.ImageLen:(k+1)*model.ImageLen], all.Image(perm[step*bs+k]))
 			}
-			if cfg.Noise > 0 {
+			switch {
+			case classify:
+				clear(ts)
+				for k := 0; k < bs; k++ {
+					ts[k*classes+int(all.Labels[perm[step*bs+k]])] = 1
+				}
+			case cfg.Noise > 0:
+				copy(ts, xs)
 				AddNoise(xs, ts, cfg.Noise, rng)
-			} else {
-				copy(xs, ts)
+			default:
+				copy(ts, xs)
 			}
 			if err := G.Let(tg.X, xT); err != nil {
 				return nil, err
@@ -183,15 +203,26 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 		}
 		trainLoss := sum / float64(steps)
-		m := model.FromParams(cfg.Name, man, params)
-		vm2, err := evaluate(m, val, cfg.Noise, EvalNoiseSeed+1, nil)
+		m, err := model.FromParams(cfg.Name, man, params)
 		if err != nil {
 			return nil, err
 		}
+		vmet, err := evaluate(m, val, cfg.Noise, EvalNoiseSeed+1, nil)
+		if err != nil {
+			return nil, err
+		}
+		valLoss := vmet.BCE
+		ev := log.Info().Int("epoch", epoch).Float64("train_loss", trainLoss)
+		if classify {
+			valLoss = vmet.CE
+			ev = ev.Float64("val_accuracy", vmet.Accuracy)
+		} else {
+			ev = ev.Float64("val_psnr_db", vmet.PSNR)
+		}
 		res.TrainLoss = append(res.TrainLoss, trainLoss)
-		res.ValLoss = append(res.ValLoss, vm2.BCE)
-		log.Info().Int("epoch", epoch).Float64("train_loss", trainLoss).Float64("val_loss", vm2.BCE).
-			Float64("val_psnr_db", vm2.PSNR).Str("took", time.Since(epochStart).Round(time.Second).String()).Msg("epoch done")
+		res.ValLoss = append(res.ValLoss, valLoss)
+		improved := valLoss < bestLoss
+		ev.Float64("val_loss", valLoss).Bool("best", improved).Str("took", time.Since(epochStart).Round(time.Second).String()).Msg("epoch done")
 
 		man.Training.Epochs = epoch
 		man.Training.TrainLoss = res.TrainLoss
@@ -199,24 +230,29 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		el := time.Since(start).Seconds()
 		man.Training.Seconds = math.Round(el)
 		man.Training.ImagesPerSec = math.Round(float64(epoch*steps*bs) / el)
-		if _, err := model.Save(cfg.OutDir, man, params); err != nil {
+		if improved {
+			// Select on validation data, never the test set: the weights kept
+			// (and checkpointed) are those of the best epoch so far.
+			bestLoss, best = valLoss, params.Clone()
+			man.Training.SelectedEpoch = epoch
+		}
+		if _, err := model.Save(cfg.OutDir, man, best); err != nil {
 			return nil, fmt.Errorf("train: checkpoint: %w", err)
 		}
 	}
 
-	testImgs := test.Images
-	if cfg.TestLimit > 0 && cfg.TestLimit < test.N {
-		testImgs = testImgs[:cfg.TestLimit*model.ImageLen]
+	m, err := model.FromParams(cfg.Name, man, best)
+	if err != nil {
+		return nil, err
 	}
-	m := model.FromParams(cfg.Name, man, params)
 	grid := &gridRows{}
-	met, err := evaluate(m, testImgs, cfg.Noise, EvalNoiseSeed, grid)
+	met, err := evaluate(m, test, cfg.Noise, EvalNoiseSeed, grid)
 	if err != nil {
 		return nil, err
 	}
 	man.Metrics = met
 	man.Training.FinishedAtUTC = time.Now().UTC().Format(time.RFC3339)
-	saved, err := model.Save(cfg.OutDir, man, params)
+	saved, err := model.Save(cfg.OutDir, man, best)
 	if err != nil {
 		return nil, err
 	}
@@ -224,11 +260,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := writePNG(filepath.Join(dir, "loss.png"), func(f *os.File) error { return LossCurvePNG(f, res.TrainLoss, res.ValLoss) }); err != nil {
 		return nil, err
 	}
-	if err := writePNG(filepath.Join(dir, "samples.png"), func(f *os.File) error { return SampleGridPNG(f, grid.rows()) }); err != nil {
-		return nil, err
+	if !classify {
+		if err := writePNG(filepath.Join(dir, "samples.png"), func(f *os.File) error { return SampleGridPNG(f, grid.rows()) }); err != nil {
+			return nil, err
+		}
 	}
-	log.Info().Float64("test_bce", met.BCE).Float64("test_psnr_db", met.PSNR).Float64("noisy_psnr_db", met.NoisyPSNR).
-		Str("fingerprint", saved.Fingerprint.String()).Str("took", time.Since(start).Round(time.Second).String()).Msg("training finished")
+	ev := log.Info()
+	if classify {
+		ev = ev.Float64("test_accuracy", met.Accuracy).Float64("test_cross_entropy", met.CE)
+	} else {
+		ev = ev.Float64("test_bce", met.BCE).Float64("test_psnr_db", met.PSNR)
+		if cfg.Noise > 0 {
+			ev = ev.Float64("noisy_psnr_db", met.NoisyPSNR)
+		}
+	}
+	ev.Int("selected_epoch", man.Training.SelectedEpoch).Str("fingerprint", saved.Fingerprint.String()).
+		Str("took", time.Since(start).Round(time.Second).String()).Msg("training finished")
 	res.Model, res.Metrics = saved, met
 	return res, nil
 }
@@ -259,19 +306,24 @@ func (g *gridRows) rows() [][]float32 {
 	return [][]float32{g.orig, g.noisy, g.out}
 }
 
-// Evaluate scores m on clean images: mean per-pixel BCE and PSNR of the
-// output against the clean image. With noise > 0 the inputs are corrupted
-// with clip(x + noise·N(0,1), 0, 1) from a fixed seed, and NoisyPSNR scores
-// the corrupted inputs themselves for comparison.
-func Evaluate(m *model.Model, images []float32, noise float64) (model.Metrics, error) {
-	return evaluate(m, images, noise, EvalNoiseSeed, nil)
+// Evaluate scores m on a labelled set: an autoencoder's reconstruction
+// (mean per-pixel BCE, MSE and PSNR of its output against the clean image),
+// a classifier's accuracy and mean cross-entropy. With noise > 0 an
+// autoencoder's inputs are corrupted with clip(x + noise·N(0,1), 0, 1) from
+// a fixed seed, and NoisyPSNR scores the corrupted inputs themselves.
+func Evaluate(m *model.Model, set *Set, noise float64) (model.Metrics, error) {
+	return evaluate(m, set, noise, EvalNoiseSeed, nil)
 }
 
-func evaluate(m *model.Model, images []float32, noise float64, seed int64, grid *gridRows) (model.Metrics, error) {
-	n := len(images) / model.ImageLen
-	if n == 0 || len(images) != n*model.ImageLen {
+func evaluate(m *model.Model, set *Set, noise float64, seed int64, grid *gridRows) (model.Metrics, error) {
+	n := set.N
+	if n == 0 || len(set.Images) != n*model.ImageLen {
 		return model.Metrics{}, errors.New("evaluate: no images")
 	}
+	if m.Arch.Task == model.TaskClassifier {
+		return evaluateClassifier(m, set)
+	}
+	images := set.Images
 	r, err := m.NewRunner(model.Full)
 	if err != nil {
 		return model.Metrics{}, err
@@ -322,6 +374,46 @@ func evaluate(m *model.Model, images []float32, noise float64, seed int64, grid 
 		met.NoiseSeed = seed
 	}
 	return met, nil
+}
+
+// evaluateClassifier scores a classifier's accuracy and mean cross-entropy.
+func evaluateClassifier(m *model.Model, set *Set) (model.Metrics, error) {
+	probs, err := Classify(m, set.Images, set.N)
+	if err != nil {
+		return model.Metrics{}, err
+	}
+	k := m.Arch.Classes()
+	var correct int
+	var ce float64
+	for i := 0; i < set.N; i++ {
+		p := probs[i*k : (i+1)*k]
+		if argmax(p) == int(set.Labels[i]) {
+			correct++
+		}
+		ce -= math.Log(math.Max(float64(p[set.Labels[i]]), 1e-12))
+	}
+	return model.Metrics{TestImages: set.N, Accuracy: float64(correct) / float64(set.N), CE: ce / float64(set.N)}, nil
+}
+
+// Classify runs a classifier over n images and returns their class
+// probabilities, n × classes.
+func Classify(m *model.Model, images []float32, n int) ([]float32, error) {
+	r, err := m.NewRunner(model.Classifier)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.Run(images, n)
+}
+
+func argmax(p []float32) int {
+	best := 0
+	for i, v := range p {
+		if v > p[best] {
+			best = i
+		}
+	}
+	return best
 }
 
 // psnr for pixels in [0,1]: 10·log10(1/MSE).

@@ -72,9 +72,12 @@ func TestEvaluateScoresIdentityAndNoise(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _ := model.InitParams(model.ArchConv, 1)
-	m := model.FromParams("x", model.Manifest{}, p)
-	met, err := Evaluate(m, test.Images[:64*model.ImageLen], 0.5)
+	p := model.ArchConv.InitParams(1)
+	m, err := model.FromParams("x", model.Manifest{Architecture: model.ArchConv.Name}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	met, err := Evaluate(m, &Set{Images: test.Images[:64*model.ImageLen], Labels: test.Labels[:64], N: 64}, 0.5)
 	if err != nil {
 		t.Fatal(err)
 	}
