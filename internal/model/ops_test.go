@@ -310,6 +310,7 @@ func gradCases() []gradCase {
 			})
 		}
 	}
+	cases = append(cases, denseGradCases()...)
 	cases = append(cases, gradCase{
 		name:   "maxpool",
 		shapes: [][]int{{2, 3, 4, 6}},
