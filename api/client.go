@@ -95,6 +95,56 @@ func (c *Client) Denoise(ctx context.Context, model string, pngs ...[]byte) ([][
 	return c.imagesToImages(ctx, "/v1/denoise", model, pngs)
 }
 
+// ClassifyOptions are /v1/classify's parameters; the zero value classifies
+// with the server's default classifier, without denoising.
+type ClassifyOptions struct {
+	Model    string // the classifier ("" for the server's default)
+	Denoise  bool   // clean the images with a denoising autoencoder first
+	Denoiser string // that autoencoder ("" for the server's default); only with Denoise
+	Fit      bool   // prepare images of any size as MNIST did
+}
+
+// Classify sends PNG images to a classifier and returns one result per image,
+// in order. With Denoise, the answer names the denoiser that ran.
+func (c *Client) Classify(ctx context.Context, opts ClassifyOptions, pngs ...[]byte) (*Classifications, error) {
+	body, ctype, err := multipartImages(pngs)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	if opts.Model != "" {
+		q.Set("model", opts.Model)
+	}
+	if opts.Denoise {
+		q.Set("denoise", "true")
+	}
+	if opts.Denoiser != "" {
+		q.Set("denoiser", opts.Denoiser)
+	}
+	if opts.Fit {
+		q.Set("fit", "true")
+	}
+	b, _, err := c.doQuery(ctx, http.MethodPost, "/v1/classify", q, body, ctype, MediaJSON)
+	if err != nil {
+		return nil, err
+	}
+	var out Classifications
+	if len(pngs) == 1 {
+		var one Classification
+		if err := json.Unmarshal(b, &one); err != nil {
+			return nil, fmt.Errorf("api: classify: %w", err)
+		}
+		out = Classifications{Model: one.Model, Fingerprint: one.Fingerprint, Denoiser: one.Denoiser,
+			DenoiserFingerprint: one.DenoiserFingerprint, Results: []Result{one.Result}}
+	} else if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("api: classify: %w", err)
+	}
+	if len(out.Results) != len(pngs) {
+		return nil, fmt.Errorf("api: classify: sent %d images, got %d results", len(pngs), len(out.Results))
+	}
+	return &out, nil
+}
+
 // Models lists the models the server has loaded.
 func (c *Client) Models(ctx context.Context) (*ModelList, error) {
 	b, _, err := c.do(ctx, http.MethodGet, "/v1/models", "", nil, "", MediaJSON)
@@ -164,9 +214,18 @@ func multipartImages(pngs [][]byte) (body []byte, contentType string, err error)
 // do performs one request and returns the body of a 2xx answer with its
 // media type (parameters stripped), or a *Problem for any other status.
 func (c *Client) do(ctx context.Context, method, path, model string, body []byte, ctype, accept string) ([]byte, string, error) {
-	u := strings.TrimRight(c.BaseURL, "/") + path
+	q := url.Values{}
 	if model != "" {
-		u += "?" + url.Values{"model": {model}}.Encode()
+		q.Set("model", model)
+	}
+	return c.doQuery(ctx, method, path, q, body, ctype, accept)
+}
+
+// doQuery is do with any query parameters.
+func (c *Client) doQuery(ctx context.Context, method, path string, q url.Values, body []byte, ctype, accept string) ([]byte, string, error) {
+	u := strings.TrimRight(c.BaseURL, "/") + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
 	}
 	var rd io.Reader
 	if body != nil {

@@ -130,7 +130,7 @@ func TestContainer(t *testing.T) {
 		c := e.start(tag, "all")
 		metrics := getBody(t, c.ops+"/metrics")
 		for _, want := range []string{`aeserve_build_info{`, `version="test-build"`, `revision="` + rev + `"`,
-			`aeserve_server_info{models="conv,denoise",role="all"} 1`} {
+			`aeserve_server_info{models="` + strings.Join(embeddedModels(t), ",") + `",role="all"} 1`} {
 			if !strings.Contains(metrics, want) {
 				t.Errorf("/metrics lacks %s", want)
 			}
@@ -230,6 +230,22 @@ func TestContainer(t *testing.T) {
 			t.Errorf("encode on the receiver: %v, want 404 not-served-by-role", err)
 		}
 	})
+}
+
+// embeddedModels lists the models the image embeds, sorted.
+func embeddedModels(t *testing.T) []string {
+	t.Helper()
+	entries, err := fs.ReadDir(weights.FS, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	return names
 }
 
 func isProblem(err error, kind string) bool {

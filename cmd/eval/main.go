@@ -1,69 +1,93 @@
-// Command eval measures the served models on the 10,000 MNIST test images
-// and prints the quality table README shows.
+// Command eval evaluates every model in a weights source on the MNIST test
+// images, prints the main quality table (Markdown) and writes the
+// evaluation report: docs/report/evaluation-report.md and its PNGs.
 //
-//	go run ./cmd/eval --data ../shared/mnist            # embedded weights
+//	go run ./cmd/eval --data ../shared/mnist                  # embedded weights, report in docs/report
 //	go run ./cmd/eval --data ../shared/mnist --weights weights
+//	go run ./cmd/eval --data ../shared/mnist --limit 500 --report ""
+//
+// Every directory of the weights source holding a manifest.json is a model.
+// Each is handled by its task: an autoencoder's reconstructions are scored
+// on clean and on noisy digits (and, if its manifest says it was trained on
+// noise, it is reported as a denoiser); a classifier scores clean, noisy and
+// denoised digits. Models named X and X-unpenalised are twins: the same
+// network trained with and without a penalty, compared on the penalty's
+// figure (the sparsity of the code, or the norm of its Jacobian).
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"strings"
-
-	"github.com/aeserve/aeserve/internal/model"
-	"github.com/aeserve/aeserve/internal/train"
-	"github.com/aeserve/aeserve/weights"
+	"time"
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "eval:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string, out io.Writer) error {
+// run parses args, evaluates, prints the tables to out and writes the
+// report; progress goes to log.
+func run(args []string, out, log io.Writer) error {
 	fl := flag.NewFlagSet("eval", flag.ContinueOnError)
-	data := fl.String("data", "mnist", "directory holding the MNIST IDX files")
-	dir := fl.String("weights", "", "weights directory (default: the embedded weights)")
-	models := fl.String("models", "conv,denoise", "comma-separated models to evaluate")
-	limit := fl.Int("limit", 0, "evaluate only the first N test images (0: all 10,000)")
+	fl.SetOutput(log)
+	cfg := config{args: args}
+	fl.StringVar(&cfg.data, "data", "mnist", "directory holding the MNIST IDX files")
+	fl.StringVar(&cfg.weights, "weights", "", "weights directory, one subdirectory per model (default: the embedded weights)")
+	models := fl.String("models", "", "comma-separated models to evaluate (default: every model in the weights)")
+	fl.StringVar(&cfg.report, "report", "docs/report", `directory for evaluation-report.md and its PNGs ("": write no report)`)
+	fl.IntVar(&cfg.limit, "limit", 0, "evaluate on only the first N test images (0: all 10,000)")
+	fl.IntVar(&cfg.pcaTrain, "pca-train", 0, "fit PCA on only the first N training images (0: the 54,000 that training uses)")
+	fl.Usage = func() {
+		fmt.Fprintf(fl.Output(), "usage: eval [flags]\n\n%s\n\nflags:\n", strings.TrimSpace(usageText))
+		fl.PrintDefaults()
+	}
 	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
-	var fsys fs.FS = weights.FS
-	if *dir != "" {
-		fsys = os.DirFS(*dir)
+	if fl.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fl.Args())
 	}
-	test, err := train.Load(*data, "t10k")
+	if cfg.limit < 0 || cfg.pcaTrain < 0 {
+		return errors.New("--limit and --pca-train must not be negative")
+	}
+	if *models != "" {
+		cfg.models = strings.Split(*models, ",")
+	}
+	cfg.log = log
+	start := time.Now()
+	res, err := evaluateAll(cfg)
 	if err != nil {
 		return err
 	}
-	if *limit > 0 && *limit < test.N {
-		test = &train.Set{Images: test.Images[:*limit*model.ImageLen], Labels: test.Labels[:*limit], N: *limit}
+	if err := writeTables(out, res); err != nil {
+		return err
 	}
-	fmt.Fprintln(out, "| model | fingerprint | input | test images | BCE | MSE | PSNR (dB) | noisy input PSNR (dB) |")
-	fmt.Fprintln(out, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
-	for _, name := range strings.Split(*models, ",") {
-		m, err := model.LoadFS(fsys, name)
-		if err != nil {
+	if cfg.report != "" {
+		if err := writeReport(cfg.report, res); err != nil {
 			return err
 		}
-		noise := m.Manifest.Training.NoiseFactor
-		met, err := train.Evaluate(m, test, noise)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		input, noisy := "clean", "–"
-		if noise > 0 {
-			input = fmt.Sprintf("clip(x + %.1f·N(0,1), 0, 1), seed %d", noise, train.EvalNoiseSeed)
-			noisy = fmt.Sprintf("%.2f", met.NoisyPSNR)
-		}
-		fmt.Fprintf(out, "| %s | %s | %s | %d | %.4f | %.5f | %.2f | %s |\n",
-			name, m.Fingerprint, input, met.TestImages, met.BCE, met.MSE, met.PSNR, noisy)
+		fmt.Fprintf(log, "eval: wrote %s\n", reportPath(cfg.report))
 	}
+	fmt.Fprintf(log, "eval: done in %s\n", time.Since(start).Round(time.Second))
 	return nil
 }
+
+const usageText = `
+Evaluates every model of the weights source (every directory holding a
+manifest.json) on the MNIST test images: BCE, MSE, PSNR and SSIM of each
+autoencoder on clean digits and on noisy ones (factors 0.3, 0.5 and 0.7),
+PCA baselines with the dense codes' sizes fitted on the training split,
+classification accuracy on clean, noisy and denoised digits, and the
+sparsity and Jacobian figures of the penalised twins. Prints the main table
+and writes evaluation-report.md with sample grids, filters, code-space
+scatter plots and links to the loss curves.`

@@ -2,8 +2,14 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"io"
+	"io/fs"
 	"math"
+	"os"
+	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -14,46 +20,258 @@ import (
 
 var mnist = filepath.Join("..", "..", "..", "shared", "mnist")
 
-// The shipped weights must meet the issue's quality bar on all 10,000 test
-// images, and evaluating them again must reproduce the manifest's figures.
+// The shipped conv and denoise weights must meet the issue's quality bar on
+// all 10,000 test images, and evaluating any shipped model again must
+// reproduce the figures its manifest records.
 func TestShippedWeightsMeetQualityBar(t *testing.T) {
-	test, err := train.Load(mnist, "t10k")
+	if testing.Short() {
+		t.Skip("evaluates every shipped model on all 10,000 test images")
+	}
+	// Only the factor the classifier and the denoisers need: 0.5.
+	res, err := evaluateAll(config{data: mnist, log: io.Discard, factors: []float64{}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bars := map[string]func(model.Metrics) bool{
-		"conv":    func(m model.Metrics) bool { return m.BCE <= 0.0685 && m.PSNR >= 25.7 },
-		"denoise": func(m model.Metrics) bool { return m.PSNR >= 18.7 && m.NoisyPSNR < 10 },
+	if res.test.N != 10000 {
+		t.Fatalf("%d test images", res.test.N)
 	}
-	for name, meets := range bars {
-		m, err := model.LoadFS(weights.FS, name)
-		if err != nil {
-			t.Fatal(err)
+	bars := map[string]func(a *autoResult) bool{
+		"conv": func(a *autoResult) bool { return a.clean.BCE <= 0.0685 && a.clean.PSNR >= 25.7 },
+		"denoise": func(a *autoResult) bool {
+			return a.noisy[0.5].PSNR >= 18.7 && res.input[0.5].PSNR < 10 && a.noisy[0.5].SSIM > res.input[0.5].SSIM
+		},
+	}
+	seen := map[string]bool{}
+	for _, a := range res.auto {
+		name := a.m.Name
+		seen[name] = true
+		if meets, ok := bars[name]; ok && !meets(a) {
+			t.Errorf("%s: clean %+v, noisy %+v misses the quality bar", name, a.clean, a.noisy)
 		}
-		got, err := train.Evaluate(m, test, m.Manifest.Training.NoiseFactor)
-		if err != nil {
-			t.Fatal(err)
+		// The manifest scores the model on what it was trained on.
+		got, want := a.clean, a.m.Manifest.Metrics
+		if a.noise > 0 {
+			got = a.noisy[a.noise]
+			if math.Abs(res.input[a.noise].PSNR-want.NoisyPSNR) > 0.01 {
+				t.Errorf("%s: noisy input PSNR %.3f, manifest says %.3f", name, res.input[a.noise].PSNR, want.NoisyPSNR)
+			}
 		}
-		if got.TestImages != 10000 || !meets(got) {
-			t.Errorf("%s: %+v misses the quality bar", name, got)
-		}
-		want := m.Manifest.Metrics
-		if math.Abs(got.BCE-want.BCE) > 1e-4 || math.Abs(got.PSNR-want.PSNR) > 0.01 {
+		if want.TestImages == res.test.N && (math.Abs(got.BCE-want.BCE) > 1e-4 || math.Abs(got.PSNR-want.PSNR) > 0.01) {
 			t.Errorf("%s: evaluation gives BCE %.5f PSNR %.3f, manifest says %.5f / %.3f", name, got.BCE, got.PSNR, want.BCE, want.PSNR)
+		}
+		if !(got.SSIM > 0 && got.SSIM <= 1) {
+			t.Errorf("%s: SSIM %v", name, got.SSIM)
+		}
+	}
+	for name := range bars {
+		if !seen[name] {
+			t.Errorf("%s: not among the evaluated models", name)
+		}
+	}
+	if c := res.cls; c != nil {
+		if want := c.m.Manifest.Metrics; want.TestImages == res.test.N && math.Abs(c.clean-want.Accuracy) > 1e-4 {
+			t.Errorf("%s: accuracy %.4f, manifest says %.4f", c.m.Name, c.clean, want.Accuracy)
 		}
 	}
 }
 
-func TestEvalPrintsTable(t *testing.T) {
-	var out bytes.Buffer
-	if err := run([]string{"--data", mnist, "--limit", "200"}, &out); err != nil {
+// testWeights makes a weights directory holding the shipped models and, for
+// every architecture and role the report handles that is not shipped yet,
+// a model with untrained weights: enough to exercise every section.
+func testWeights(t *testing.T) (dir string, names []string) {
+	t.Helper()
+	dir = t.TempDir()
+	err := fs.WalkDir(weights.FS, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == "." {
+			return err
+		}
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dir, p), 0o755)
+		}
+		b, err := fs.ReadFile(weights.FS, p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, p), b, 0o644)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 4 || !strings.HasPrefix(lines[2], "| conv | ") || !strings.HasPrefix(lines[3], "| denoise | ") {
-		t.Fatalf("table:\n%s", out.String())
+	fake := []struct {
+		name string
+		arch *model.Arch
+		obj  model.Objective
+	}{
+		{"dense", model.ArchDense, model.Objective{}},
+		{"deep", model.ArchDeep, model.Objective{}},
+		{"sparse", model.ArchSigmoid128, model.Objective{SparsityRho: 0.05, SparsityBeta: 3}},
+		{"sparse-unpenalised", model.ArchSigmoid128, model.Objective{}},
+		{"contractive", model.ArchSigmoid64, model.Objective{Contractive: 0.1}},
+		{"contractive-unpenalised", model.ArchSigmoid64, model.Objective{}},
+		{"classifier", model.ArchCNN, model.Objective{}},
 	}
-	if err := run([]string{"--data", mnist, "--models", "nope"}, &out); err == nil {
-		t.Fatal("unknown model accepted")
+	for i, f := range fake {
+		if _, err := fs.Stat(weights.FS, path.Join(f.name, "manifest.json")); err == nil {
+			continue // shipped
+		}
+		man := model.Manifest{Name: f.name, Architecture: f.arch.Name, Description: "untrained, for the test",
+			Training: model.Training{Loss: f.obj.Describe(f.arch.Task), Seed: int64(i), Epochs: 2,
+				TrainLoss: []float64{0.3, 0.2}, ValLoss: []float64{0.31, 0.25}}}
+		if _, err := model.Save(dir, man, f.arch.InitParams(int64(i))); err != nil {
+			t.Fatal(err)
+		}
 	}
+	if names, err = discover(os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	return dir, names
+}
+
+// The command on a small subset writes every section, every picture it
+// links, and lists every model in the table it prints.
+func TestEvalWritesReport(t *testing.T) {
+	wdir, names := testWeights(t)
+	report := filepath.Join(t.TempDir(), "docs", "report")
+	var out, log bytes.Buffer
+	args := []string{"--data", mnist, "--weights", wdir, "--limit", "200", "--pca-train", "2000", "--report", report}
+	if err := run(args, &out, &log); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	stdout := out.String()
+	for _, name := range names {
+		if !strings.Contains(stdout, "\n| "+name+" | ") {
+			t.Errorf("the table does not list %s:\n%s", name, stdout)
+		}
+	}
+	for _, k := range []string{"32", "64", "128"} {
+		if !strings.Contains(stdout, "\n| PCA-"+k+" | ") {
+			t.Errorf("the table has no PCA-%s row:\n%s", k, stdout)
+		}
+	}
+
+	md, err := os.ReadFile(filepath.Join(report, ReportFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(md)
+	if !strings.Contains(text, "go run ./cmd/eval --data "+mnist) || !strings.Contains(text, fmt.Sprintf("seeded with %d", train.EvalNoiseSeed)) {
+		t.Error("the header does not state the command and the noise seed")
+	}
+	at := 0
+	for _, s := range sections {
+		i := strings.Index(text, "\n"+s+"\n")
+		if i < 0 {
+			t.Errorf("section %q missing", s)
+			continue
+		}
+		if i < at {
+			t.Errorf("section %q out of order", s)
+		}
+		at = i
+	}
+	for _, want := range []string{
+		"| denoise | noise 0.5 |",                  // denoising table
+		"| reconstructed by denoise | noise 0.5 |", // classification of denoised digits
+		"| sparse-unpenalised | none | 128 |",      // the sparsity twins
+		"| contractive-unpenalised | none | 64 | ", // the Jacobian twins
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if !regexp.MustCompile(`\n\| contractive \| [^|]*‖J‖²_F[^|]* \| 64 \| [0-9.]+ \| [0-9.]+ \|`).MatchString(text) {
+		t.Error("report lacks the contractive model's Jacobian figures")
+	}
+	for _, name := range names {
+		if !strings.Contains(text, "| "+name+" | ") {
+			t.Errorf("the report's model table lacks %s", name)
+		}
+	}
+
+	// Every picture linked is written and is a PNG: those drawn here, and
+	// the loss curves linked where training left them.
+	links := regexp.MustCompile(`!\[[^\]]*\]\(([^)]+)\)`).FindAllStringSubmatch(text, -1)
+	kinds := map[string]int{}
+	for _, l := range links {
+		p := filepath.Join(report, filepath.FromSlash(l[1]))
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Errorf("link %s: %v", l[1], err)
+			continue
+		}
+		if !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) {
+			t.Errorf("link %s is not a PNG", l[1])
+		}
+		kind, _, _ := strings.Cut(path.Base(l[1]), "-")
+		kinds[kind]++
+	}
+	autoencoders := len(names) - 1 // all but the classifier
+	if kinds["samples"] != autoencoders || kinds["codes"] != autoencoders || kinds["filters"] != len(names) ||
+		kinds["loss"]+kinds["loss.png"] != len(names) {
+		t.Errorf("pictures linked: %v, want %d sample grids and code views, %d filter images and loss curves", kinds, autoencoders, len(names))
+	}
+	if !strings.Contains(text, "](../../") || !strings.Contains(text, "/conv/loss.png)") {
+		t.Error("conv's loss curve is not linked where training wrote it")
+	}
+
+	// Stale pictures of an earlier report go; other files stay.
+	stale, other := filepath.Join(report, "codes-gone.png"), filepath.Join(report, "notes.png")
+	for _, p := range []string{stale, other} {
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args = []string{"--data", mnist, "--weights", wdir, "--models", "dense", "--limit", "20", "--pca-train", "100", "--report", report}
+	if err := run(args, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Error("a stale picture was kept")
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Error("a file that is not the report's was removed")
+	}
+}
+
+func TestEvalFlags(t *testing.T) {
+	var out, log bytes.Buffer
+	if err := run([]string{"--help"}, &out, &log); err != nil {
+		t.Errorf("--help: %v", err)
+	}
+	if !strings.Contains(log.String(), "-pca-train") || out.Len() != 0 {
+		t.Errorf("--help printed %q to stdout and %q to stderr", out.String(), log.String())
+	}
+	if err := run([]string{"--data", mnist, "--models", "nope"}, &out, io.Discard); err == nil {
+		t.Error("unknown model accepted")
+	}
+	if err := run([]string{"--bogus"}, &out, io.Discard); err == nil {
+		t.Error("unknown flag accepted")
+	}
+	if err := run([]string{"--limit", "-1"}, &out, io.Discard); err == nil {
+		t.Error("negative limit accepted")
+	}
+
+	// --report "" prints the table and writes nothing.
+	data := mustAbs(t, mnist)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	out.Reset()
+	if err := run([]string{"--data", data, "--models", "conv", "--limit", "50", "--report", ""}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 3 || !strings.HasPrefix(lines[2], "| conv | ") {
+		t.Errorf("table:\n%s", out.String())
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("--report \"\" wrote %v", entries)
+	}
+}
+
+func mustAbs(t *testing.T, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

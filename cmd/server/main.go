@@ -226,13 +226,20 @@ func loadModels(o *config.Options, log zerolog.Logger) (loaded []*model.Model, m
 			from = o.TrainDir
 		}
 		switch {
+		case err == nil && len(m.Loaded()) == 0 && o.Models != nil:
+			return nil, nil, fmt.Errorf("model %s is a %s with no %s stage: serve it from a --role all server, or leave it out of --models",
+				name, m.Arch.Task, o.Role)
+		case err == nil && len(m.Loaded()) == 0:
+			// A classifier has no halves: not for an encoder or decoder process.
+			log.Info().Str("model", name).Str("task", string(m.Arch.Task)).Str("role", string(o.Role)).
+				Msg("model not served: it has no stage for this role")
 		case err == nil:
-			hs := make([]string, len(halves))
-			for i, h := range halves {
-				hs[i] = string(h)
+			hs := make([]string, 0, len(halves))
+			for _, h := range m.Loaded() {
+				hs = append(hs, string(h))
 			}
 			log.Info().Str("model", name).Str("from", from).Str("fingerprint", m.Fingerprint.String()).
-				Strs("halves", hs).Int("epochs", m.Manifest.Training.Epochs).Msg("weights loaded")
+				Strs("stages", hs).Int("epochs", m.Manifest.Training.Epochs).Msg("weights loaded")
 			loaded = append(loaded, m)
 		case !errors.Is(err, model.ErrNotFound):
 			return nil, nil, fmt.Errorf("loading model %s from %s: %w", name, from, err)
@@ -256,6 +263,9 @@ func loadModels(o *config.Options, log zerolog.Logger) (loaded []*model.Model, m
 			missing = append(missing, name)
 			log.Warn().Str("model", name).Msg("no weights found: the model will be trained on startup")
 		}
+	}
+	if len(loaded)+len(missing) == 0 {
+		return nil, nil, fmt.Errorf("none of the models (%s) has a stage for --role %s", strings.Join(names, ", "), o.Role)
 	}
 	return loaded, missing, nil
 }

@@ -205,7 +205,8 @@ func TestModelsFlag(t *testing.T) {
 		usage bool
 		want  []string
 	}{
-		{"unknown name", []string{"--models", "conv,nope"}, true, []string{`unknown model "nope"`, "conv, denoise"}},
+		{"unknown name", []string{"--models", "conv,nope"}, true, []string{`unknown model "nope"`, "hold", "conv", "denoise", "this build trains"}},
+		{"classifier for a half", []string{"--models", "classifier", "--role", "decoder"}, false, []string{"classifier", "no decoder stage", "--role all"}},
 		{"empty name", []string{"--models", ""}, true, []string{"empty model name"}},
 		{"repeated name", []string{"--models", "conv,conv"}, true, []string{"named twice"}},
 		{"missing, encoder role", []string{"--weights", convOnly, "--models", "conv,denoise", "--role", "encoder"}, false,
@@ -280,9 +281,15 @@ func TestMetricsAddr(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`aeserve_build_info{`, `version="dev"`, `aeserve_server_info{models="conv,denoise",role="encoder"} 1`} {
+	for _, want := range []string{`aeserve_build_info{`, `version="dev"`, `aeserve_server_info{models="`, `conv,denoise`, `role="encoder"} 1`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	// A classifier has no encoder: an encoder process leaves it out.
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "aeserve_server_info{") && strings.Contains(line, "classifier") {
+			t.Errorf("an encoder process serves the classifier: %s", line)
 		}
 	}
 	if err := r.stop(); err != nil {

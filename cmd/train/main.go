@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/aeserve/aeserve/internal/model"
 	"github.com/aeserve/aeserve/internal/train"
 )
 
@@ -37,6 +38,10 @@ func run() error {
 		noise    = flag.Float64("noise", -1, "input noise factor (-1: the preset's)")
 		seed     = flag.Int64("seed", 0, "random seed (0: the preset's)")
 		limit    = flag.Int("limit", 0, "train on only this many images (0: all)")
+		contract = flag.Float64("contractive", -1, "weight of the contractive penalty (-1: the preset's)")
+		spBeta   = flag.Float64("sparsity-beta", -1, "weight of the KL sparsity penalty (-1: the preset's)")
+		spRho    = flag.Float64("sparsity-rho", -1, "target mean code activation of the KL sparsity penalty (-1: the preset's)")
+		l1       = flag.Float64("l1", -1, "weight of the L1 activity penalty on the code (-1: the preset's)")
 		level    = flag.String("log-level", "info", "log level")
 	)
 	flag.Parse()
@@ -64,6 +69,15 @@ func run() error {
 	if *seed != 0 {
 		cfg.Seed = *seed
 	}
+	for _, o := range []struct {
+		v   float64
+		dst *float64
+	}{{*contract, &cfg.Objective.Contractive}, {*spBeta, &cfg.Objective.SparsityBeta},
+		{*spRho, &cfg.Objective.SparsityRho}, {*l1, &cfg.Objective.L1}} {
+		if o.v >= 0 {
+			*o.dst = o.v
+		}
+	}
 	cfg.Limit, cfg.DataDir, cfg.OutDir, cfg.Log = *limit, *data, *out, log
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -77,7 +91,13 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%s: test BCE %.4f, PSNR %.2f dB (noisy input %.2f dB), fingerprint %s\n",
-		cfg.Name, res.Metrics.BCE, res.Metrics.PSNR, res.Metrics.NoisyPSNR, res.Model.Fingerprint)
+	switch met := res.Metrics; {
+	case cfg.Arch.Task == model.TaskClassifier:
+		fmt.Printf("%s: test accuracy %.2f%%, cross-entropy %.4f, fingerprint %s\n", cfg.Name, 100*met.Accuracy, met.CE, res.Model.Fingerprint)
+	case cfg.Noise > 0:
+		fmt.Printf("%s: test BCE %.4f, PSNR %.2f dB (noisy input %.2f dB), fingerprint %s\n", cfg.Name, met.BCE, met.PSNR, met.NoisyPSNR, res.Model.Fingerprint)
+	default:
+		fmt.Printf("%s: test BCE %.4f, PSNR %.2f dB, fingerprint %s\n", cfg.Name, met.BCE, met.PSNR, res.Model.Fingerprint)
+	}
 	return nil
 }

@@ -425,7 +425,7 @@ func (a *Arch) build(p Params, h Half, batch int, train bool) (*graph, error) {
 func (a *Arch) apply(l Layer, x, w, b *G.Node, act Activation, train bool) (*G.Node, error) {
 	dataInput := train && x.Op() == nil // the first layer of a training graph
 	if l.fc != nil {
-		return G.ApplyOp(&denseOp{d: *l.fc, inDims: x.Dims(), act: act, dataInput: dataInput}, x, w, b)
+		return G.ApplyOp(&denseOp{d: *l.fc, inDims: x.Dims(), act: act, dataInput: dataInput, constW: !train}, x, w, b)
 	}
 	op := &convOp{l: *l.conv, act: act,
 		pool:      l.Pool && !train, // inference fuses the pool

@@ -20,9 +20,27 @@ func (d dense) wShape() []int { return []int{d.Out, d.In} }
 
 // denseForward computes y = act(x·Wᵀ + b) for n items.
 func denseForward(d dense, x, w, b, y []float32, n int, act Activation) {
-	sgemm(false, true, n, d.Out, d.In, x, d.In, w, d.In, 0, y, d.Out)
+	wt := make([]float32, len(w))
+	transpose(w, wt, d.Out, d.In)
+	denseForwardT(d, x, wt, b, y, n, act)
+}
+
+// denseForwardT is denseForward from the transposed weights wt [In, Out]:
+// an untransposed product, which takes the fast SGEMM kernel (internal/vec)
+// and allocates nothing.
+func denseForwardT(d dense, x, wt, b, y []float32, n int, act Activation) {
+	sgemm(false, false, n, d.Out, d.In, x, d.In, wt, d.Out, 0, y, d.Out)
 	for i := 0; i < n; i++ {
 		rowAct(y[i*d.Out:(i+1)*d.Out], b, act)
+	}
+}
+
+// transpose writes the rows×cols matrix src into dst as cols×rows.
+func transpose(src, dst []float32, rows, cols int) {
+	for r := 0; r < rows; r++ {
+		for c, v := range src[r*cols : (r+1)*cols] {
+			dst[c*rows+r] = v
+		}
 	}
 }
 
@@ -77,6 +95,11 @@ type denseOp struct {
 	inDims    int // rank of x, for the op's type
 	act       Activation
 	dataInput bool // x is the graph's data: skip its gradient
+	// The weights transposed for the fast path. constW (inference graphs)
+	// transposes once; training does it every run, as Adam updates in place.
+	constW     bool
+	wt         []float32
+	packedFrom *float32
 }
 
 func tensorType(dims int) G.TensorType { return G.TensorType{Dims: dims, Of: tvA} }
@@ -115,7 +138,14 @@ func (op *denseOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, erro
 		return nil, fmt.Errorf("%s: input sizes %d/%d/%d do not match the layer", op, len(in[0]), len(in[1]), len(in[2]))
 	}
 	out, y := op.dest(prealloc, tensor.Shape{n, op.d.Out})
-	denseForward(op.d, in[0], in[1], in[2], y, n, op.act)
+	if w := in[1]; !op.constW || op.packedFrom != &w[0] {
+		if op.wt == nil {
+			op.wt = make([]float32, len(w))
+		}
+		transpose(w, op.wt, op.d.Out, op.d.In)
+		op.packedFrom = &w[0]
+	}
+	denseForwardT(op.d, in[0], op.wt, in[2], y, n, op.act)
 	return out, nil
 }
 func (op *denseOp) DiffWRT(int) []bool { return []bool{!op.dataInput, true, true} }

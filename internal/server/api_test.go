@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/png"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -243,8 +244,12 @@ func TestModels(t *testing.T) {
 	if err := json.Unmarshal(r.body, &list); err != nil {
 		t.Fatal(err)
 	}
-	if len(list.Models) != 2 || list.Models[0].Name != "conv" || list.Models[1].Name != "denoise" || list.Default != "conv" {
-		t.Fatalf("models %+v", list)
+	var names []string
+	for _, m := range list.Models {
+		names = append(names, m.Name)
+	}
+	if !slices.Equal(names, embeddedNames(t)) || list.Default != "conv" || list.SchemaVersion != api.SchemaVersion {
+		t.Fatalf("models %v (default %q, schema %d), want %v", names, list.Default, list.SchemaVersion, embeddedNames(t))
 	}
 	for _, m := range loadModels(t) {
 		var got api.ModelInfo
@@ -254,7 +259,8 @@ func TestModels(t *testing.T) {
 			}
 		}
 		if got.Fingerprint != m.Fingerprint.String() || got.Architecture != m.Manifest.Architecture ||
-			len(got.LatentShape) != 3 || got.LatentShape[0] != 32 || len(got.Halves) != 3 {
+			!slices.Equal(got.LatentShape, m.Arch.LatentShape()) || len(got.Halves) != len(m.Arch.Runnable()) ||
+			got.Task != string(m.Arch.Task) {
 			t.Errorf("%s: %+v", m.Name, got)
 		}
 		one := e.get("/v1/models/" + m.Name)
@@ -307,7 +313,7 @@ func TestOperationalRoutes(t *testing.T) {
 		`aeserve_http_requests_total{code="404",method="GET",route="unmatched"} 1`,
 		`aeserve_http_request_duration_seconds_count{method="POST",route="/v1/reconstruct"}`,
 		`aeserve_http_images_total{model="conv",route="/v1/reconstruct"} 1`,
-		`aeserve_model_info{architecture="conv-ae/v1",fingerprint="` + loadModels(t)[0].Fingerprint.String() + `",model="conv"} 1`,
+		`aeserve_model_info{architecture="conv-ae/v1",fingerprint="82231c4ca0887f78",model="conv"} 1`,
 		`aeserve_batch_executions_total{half="full",model="conv"}`,
 		`go_goroutines`,
 		`process_cpu_seconds_total`,

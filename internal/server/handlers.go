@@ -109,7 +109,7 @@ func (sv *served) supports(op string) error {
 	if opTask[op] == sv.m.Arch.Task {
 		return nil
 	}
-	return problemf(http.StatusBadRequest, kindUnsupported, "model %s is a %s and cannot %s; it can %s",
+	return problemf(http.StatusBadRequest, kindUnsupported, "model %s (%s) cannot %s; here it can %s",
 		sv.name, sv.m.Arch.Task, op, strings.Join(sv.info.Operations, ", "))
 }
 

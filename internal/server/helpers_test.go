@@ -9,6 +9,7 @@ import (
 	"image"
 	"image/png"
 	"io"
+	"io/fs"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -89,7 +90,7 @@ func mnistDigit(t testing.TB, i int) ([]float32, []byte) {
 func loadModels(t testing.TB) []*model.Model {
 	t.Helper()
 	modelsOnce.Do(func() {
-		for _, name := range []string{"conv", "denoise"} {
+		for _, name := range embeddedNames(t) {
 			m, err := model.LoadFS(weights.FS, name)
 			if err != nil {
 				modelsErr = err
@@ -144,13 +145,31 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	return e
 }
 
+// embeddedNames lists the models shipped in weights/, sorted.
+func embeddedNames(t testing.TB) []string {
+	t.Helper()
+	entries, err := fs.ReadDir(weights.FS, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
+
 // newRoleEnv is a server of the given role, loaded as cmd/server loads it:
-// only the role's halves of the named models (all embedded ones if none).
+// only the role's halves of the named models (all embedded ones if none),
+// leaving out models with no stage for the role (a classifier, for the
+// encoder and decoder roles).
 func newRoleEnv(t *testing.T, role Role, names ...string) *env {
 	t.Helper()
 	e := newUnloadedEnv(t, func(c *Config) { c.Role = role })
 	if len(names) == 0 {
-		names = []string{"conv", "denoise"}
+		names = embeddedNames(t)
 	}
 	var ms []*model.Model
 	for _, name := range names {
@@ -158,7 +177,9 @@ func newRoleEnv(t *testing.T, role Role, names ...string) *env {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ms = append(ms, m)
+		if len(m.Loaded()) > 0 {
+			ms = append(ms, m)
+		}
 	}
 	if err := e.s.Load(ms...); err != nil {
 		t.Fatal(err)

@@ -32,7 +32,8 @@ func ParseRole(s string) (Role, error) {
 	return "", fmt.Errorf("unknown role %q (want all, encoder or decoder)", s)
 }
 
-// Halves are the stored halves a process of this role loads.
+// Halves are the stored stages a process of this role loads: nil, meaning
+// every stage of every model, for RoleAll.
 func (r Role) Halves() []model.Half {
 	switch r {
 	case RoleEncoder:
@@ -40,7 +41,7 @@ func (r Role) Halves() []model.Half {
 	case RoleDecoder:
 		return []model.Half{model.Decoder}
 	}
-	return model.Halves
+	return nil
 }
 
 // serves reports whether a route declared for roles is served by r.

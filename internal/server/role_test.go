@@ -32,6 +32,7 @@ func TestRoles(t *testing.T) {
 		"decode":      {"POST", "/v1/decode", ctBinary, latent},
 		"reconstruct": {"POST", "/v1/reconstruct", ctPNG, img},
 		"denoise":     {"POST", "/v1/denoise", ctPNG, img},
+		"classify":    {"POST", "/v1/classify", ctPNG, img},
 		// A bad query must not hide that this is the wrong server to ask.
 		"encode?bad": {"POST", "/v1/encode?nope=1", ctPNG, img},
 	}
@@ -40,7 +41,7 @@ func TestRoles(t *testing.T) {
 		serves []string
 		halves []string
 	}{
-		{RoleAll, []string{"encode", "decode", "reconstruct", "denoise"}, []string{"encoder", "decoder", "full"}},
+		{RoleAll, []string{"encode", "decode", "reconstruct", "denoise", "classify"}, []string{"encoder", "decoder", "full"}},
 		{RoleEncoder, []string{"encode"}, []string{"encoder"}},
 		{RoleDecoder, []string{"decode"}, []string{"decoder"}},
 	} {
@@ -68,17 +69,26 @@ func TestRoles(t *testing.T) {
 			if err := json.Unmarshal(r.body, &list); err != nil {
 				t.Fatal(err)
 			}
-			if len(list.Models) != 2 {
-				t.Fatalf("models %+v", list.Models)
-			}
+			var names []string
 			for _, m := range list.Models {
-				if !slices.Equal(m.Halves, tc.halves) {
-					t.Errorf("%s: halves %v, want %v", m.Name, m.Halves, tc.halves)
+				names = append(names, m.Name)
+				want := tc.halves
+				if m.Task == api.TaskClassifier {
+					want = []string{"classifier"}
+					if tc.role != RoleAll {
+						t.Errorf("role %s serves classifier %s, which has no %s", tc.role, m.Name, tc.role)
+					}
 				}
+				if !slices.Equal(m.Halves, want) {
+					t.Errorf("%s: halves %v, want %v", m.Name, m.Halves, want)
+				}
+			}
+			if len(names) < 2 {
+				t.Fatalf("models %v", names)
 			}
 			wantStatus(t, e.get("/readyz"), http.StatusOK)
 			metrics := string(e.get("/metrics").body)
-			if want := `aeserve_server_info{models="conv,denoise",role="` + string(tc.role) + `"} 1`; !strings.Contains(metrics, want) {
+			if want := `aeserve_server_info{models="` + strings.Join(names, ",") + `",role="` + string(tc.role) + `"} 1`; !strings.Contains(metrics, want) {
 				t.Errorf("/metrics lacks %s", want)
 			}
 		})
@@ -174,7 +184,8 @@ func TestOpsListener(t *testing.T) {
 	}
 	wantStatus(t, e.get("/v1/models"), http.StatusOK)
 	_, metrics := get(opsURL + "/metrics")
-	for _, want := range []string{"aeserve_build_info{", `goversion="go`, `aeserve_server_info{models="conv,denoise",role="all"} 1`} {
+	for _, want := range []string{"aeserve_build_info{", `goversion="go`,
+		`aeserve_server_info{models="` + strings.Join(embeddedNames(t), ",") + `",role="all"} 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("ops /metrics lacks %s", want)
 		}

@@ -29,11 +29,11 @@ var presets = map[string]preset{
 		description: "Convolutional denoising autoencoder trained on clip(x + 0.5·N(0,1), 0, 1) against clean digits",
 	},
 	"dense": {
-		arch: model.ArchDense, epochs: 60, seed: 3,
+		arch: model.ArchDense, epochs: 100, seed: 3,
 		description: "Undercomplete dense autoencoder, 784 → 32 (ReLU) → 784",
 	},
 	"deep": {
-		arch: model.ArchDeep, epochs: 80, seed: 4,
+		arch: model.ArchDeep, epochs: 150, seed: 4,
 		description: "Deep dense autoencoder, 784 → 128 → 64 → 32 → 64 → 128 → 784",
 	},
 	"sparse": {

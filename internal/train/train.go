@@ -16,6 +16,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/aeserve/aeserve/internal/model"
+	"github.com/aeserve/aeserve/internal/plot"
 )
 
 // Config is one training run.
@@ -257,11 +258,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	dir := filepath.Join(cfg.OutDir, cfg.Name)
-	if err := writePNG(filepath.Join(dir, "loss.png"), func(f *os.File) error { return LossCurvePNG(f, res.TrainLoss, res.ValLoss) }); err != nil {
+	if err := writePNG(filepath.Join(dir, "loss.png"), func(f *os.File) error { return plot.LossCurve(f, res.TrainLoss, res.ValLoss) }); err != nil {
 		return nil, err
 	}
 	if !classify {
-		if err := writePNG(filepath.Join(dir, "samples.png"), func(f *os.File) error { return SampleGridPNG(f, grid.rows()) }); err != nil {
+		if err := writePNG(filepath.Join(dir, "samples.png"), func(f *os.File) error { return plot.SampleGrid(f, grid.rows()) }); err != nil {
 			return nil, err
 		}
 	}

@@ -1,4 +1,4 @@
-package train
+package plot
 
 import (
 	"errors"
@@ -48,10 +48,10 @@ var curvePalette = color.Palette{
 	color.RGBA{255, 127, 14, 255}, // distinguishable for the common colour-vision deficiencies
 }
 
-// LossCurvePNG draws the per-epoch training and validation losses (epoch 1 is index 0) as a
+// LossCurve draws the per-epoch training and validation losses (epoch 1 is index 0) as a
 // 640×400 PNG: train in blue, validation in orange. Either slice may be empty, not both; NaN
 // and ±Inf values are left out and break the line.
-func LossCurvePNG(w io.Writer, train, val []float64) error {
+func LossCurve(w io.Writer, train, val []float64) error {
 	n := max(len(train), len(val))
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, s := range [][]float64{train, val} {
@@ -62,7 +62,7 @@ func LossCurvePNG(w io.Writer, train, val []float64) error {
 		}
 	}
 	if lo > hi {
-		return errors.New("train: loss curve: no finite values to plot")
+		return errors.New("plot: loss curve: no finite values to plot")
 	}
 	if lo == hi {
 		pad := math.Abs(lo) * 0.1
@@ -166,7 +166,7 @@ func LossCurvePNG(w io.Writer, train, val []float64) error {
 	}
 
 	if err := png.Encode(w, img); err != nil {
-		return fmt.Errorf("train: loss curve: %w", err)
+		return fmt.Errorf("plot: loss curve: %w", err)
 	}
 	return nil
 }
@@ -179,22 +179,22 @@ const (
 	gapGrey   = 128 // mid-grey separates black tiles from each other without matching any ink
 )
 
-// SampleGridPNG draws rows of images as a grid of 28×28 tiles scaled ×2, with a 2-pixel
+// SampleGrid draws rows of images as a grid of 28×28 tiles scaled ×2, with a 2-pixel
 // mid-grey gap between tiles (none around the edge), as an 8-bit grey PNG. Every row must hold
 // the same number k ≥ 1 of 784-pixel images, so the PNG is k·58−2 by len(rows)·58−2 pixels.
 // By convention row 0 is the originals, then the noisy inputs if any, and the last row the outputs.
-func SampleGridPNG(w io.Writer, rows [][]float32) error {
+func SampleGrid(w io.Writer, rows [][]float32) error {
 	if len(rows) == 0 {
-		return errors.New("train: sample grid: no rows")
+		return errors.New("plot: sample grid: no rows")
 	}
 	k := len(rows[0]) / imageLen
 	for r, row := range rows {
 		if len(row) == 0 || len(row)%imageLen != 0 {
-			return fmt.Errorf("train: sample grid: row %d has %d values, not a positive multiple of %d",
+			return fmt.Errorf("plot: sample grid: row %d has %d values, not a positive multiple of %d",
 				r, len(row), imageLen)
 		}
 		if len(row)/imageLen != k {
-			return fmt.Errorf("train: sample grid: row %d has %d images, row 0 has %d", r, len(row)/imageLen, k)
+			return fmt.Errorf("plot: sample grid: row %d has %d images, row 0 has %d", r, len(row)/imageLen, k)
 		}
 	}
 	width, height := gridLen(k), gridLen(len(rows))
@@ -220,7 +220,7 @@ func SampleGridPNG(w io.Writer, rows [][]float32) error {
 		}
 	}
 	if err := png.Encode(w, img); err != nil {
-		return fmt.Errorf("train: sample grid: %w", err)
+		return fmt.Errorf("plot: sample grid: %w", err)
 	}
 	return nil
 }

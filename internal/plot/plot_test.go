@@ -1,4 +1,4 @@
-package train
+package plot
 
 import (
 	"bytes"
@@ -12,10 +12,10 @@ import (
 	"testing"
 )
 
-// saveForInspection writes b to $TRAIN_PLOT_DIR, if set, because whether a plot is readable is
+// saveForInspection writes b to $PLOT_DIR, if set, because whether a plot is readable is
 // something only a person looking at it can judge.
 func saveForInspection(t *testing.T, name string, b []byte) {
-	dir := os.Getenv("TRAIN_PLOT_DIR")
+	dir := os.Getenv("PLOT_DIR")
 	if dir == "" {
 		return
 	}
@@ -51,7 +51,7 @@ func countColours(img image.Image, cs ...color.Color) []int {
 	return n
 }
 
-func TestLossCurvePNG(t *testing.T) {
+func TestLossCurve(t *testing.T) {
 	decay := func(n int, scale float64) []float64 {
 		s := make([]float64, n)
 		for i := range s {
@@ -83,7 +83,7 @@ func TestLossCurvePNG(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			err := LossCurvePNG(&buf, tt.train, tt.val)
+			err := LossCurve(&buf, tt.train, tt.val)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
@@ -119,7 +119,7 @@ func TestLossCurvePNG(t *testing.T) {
 // (loss 0) on the right, monotonically.
 func TestLossCurveLines(t *testing.T) {
 	var buf bytes.Buffer
-	if err := LossCurvePNG(&buf, []float64{1, 0}, nil); err != nil {
+	if err := LossCurve(&buf, []float64{1, 0}, nil); err != nil {
 		t.Fatal(err)
 	}
 	img := decodePNG(t, buf.Bytes())
@@ -160,7 +160,7 @@ func colorEq(a, b color.Color) bool {
 	return r1 == r2 && g1 == g2 && b1 == b2 && a1 == a2
 }
 
-func TestSampleGridPNG(t *testing.T) {
+func TestSampleGrid(t *testing.T) {
 	tile := func(f func(i int) float32) []float32 {
 		p := make([]float32, imageLen)
 		for i := range p {
@@ -203,7 +203,7 @@ func TestSampleGridPNG(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			err := SampleGridPNG(&buf, tt.rows)
+			err := SampleGrid(&buf, tt.rows)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
@@ -254,7 +254,7 @@ func TestSampleGridClamps(t *testing.T) {
 	px := make([]float32, imageLen)
 	copy(px, []float32{-0.5, 1.5, float32(math.NaN()), 0.5, float32(math.Inf(1))})
 	var buf bytes.Buffer
-	if err := SampleGridPNG(&buf, [][]float32{px}); err != nil {
+	if err := SampleGrid(&buf, [][]float32{px}); err != nil {
 		t.Fatal(err)
 	}
 	g := decodePNG(t, buf.Bytes()).(*image.Gray)
