@@ -16,11 +16,12 @@ race:
 bench:          ## kernels and batcher benchmarks
 	go test -run '^$$' -bench . -benchmem ./internal/model ./internal/batch
 
-train:          ## retrain both shipped models into weights/ (needs libopenblas-dev)
-	go run $(GOFLAGS_FAST) ./cmd/train --model conv --data $(MNIST) --out weights --epochs 12
-	go run $(GOFLAGS_FAST) ./cmd/train --model denoise --data $(MNIST) --out weights --epochs 12
+MODELS ?= conv denoise dense deep sparse sparse-unpenalised contractive contractive-unpenalised classifier
 
-eval:           ## quality table on the 10,000 MNIST test images
+train:          ## REPLACES the shipped weights in weights/ by retraining every model (MODELS=...; needs libopenblas-dev)
+	for m in $(MODELS); do GOMAXPROCS=1 go run $(GOFLAGS_FAST) ./cmd/train --model $$m --data $(MNIST) --out weights || exit 1; done
+
+eval:           ## quality table and docs/report/ on the 10,000 MNIST test images
 	go run ./cmd/eval --data $(MNIST)
 
 lint:
