@@ -2,51 +2,22 @@ package api_test
 
 import (
 	"errors"
-	"io/fs"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"testing"
 
 	"github.com/aeserve/aeserve/api"
 	"github.com/aeserve/aeserve/internal/digit"
-	"github.com/aeserve/aeserve/internal/model"
 	"github.com/aeserve/aeserve/internal/server"
 	"github.com/aeserve/aeserve/internal/train"
-	"github.com/aeserve/aeserve/weights"
 )
 
-// realServer serves every embedded model on loopback.
+// realServer serves every embedded model on loopback (see exampleServer).
 func realServer(t *testing.T) *api.Client {
 	t.Helper()
-	s, err := server.New(server.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries, err := fs.ReadDir(weights.FS, ".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ms []*model.Model
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		m, err := model.LoadFS(weights.FS, e.Name())
-		if err != nil {
-			t.Fatal(err)
-		}
-		ms = append(ms, m)
-	}
-	if err := s.Load(ms...); err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		ts.Close()
-		s.Close(t.Context())
-	})
-	return &api.Client{BaseURL: ts.URL}
+	url, stop := exampleServer()
+	t.Cleanup(stop)
+	return &api.Client{BaseURL: url}
 }
 
 func testDigits(t *testing.T, from, n int) (pngs [][]byte, labels []uint8) {

@@ -206,7 +206,7 @@ func (s *fakeServer) last() *http.Request {
 func TestClientEncodeDecode(t *testing.T) {
 	c, fs := newTestClient(t)
 	ctx := context.Background()
-	l, err := c.Encode(ctx, "ae", greyPNG(t, 10), greyPNG(t, 200), greyPNG(t, 77))
+	l, err := c.Encode(ctx, EncodeOptions{Model: "ae"}, greyPNG(t, 10), greyPNG(t, 200), greyPNG(t, 77))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestClientEncodeDecode(t *testing.T) {
 		t.Errorf("latent values %v %v %v", l.Data[0], l.Data[1568], l.Data[2*1568+5])
 	}
 
-	imgs, err := c.Decode(ctx, l)
+	imgs, err := c.Decode(ctx, l, DecodeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,19 +235,42 @@ func TestClientEncodeDecode(t *testing.T) {
 	}
 
 	// Default model: no query at all.
-	l, err = c.Encode(ctx, "", greyPNG(t, 1))
+	l, err = c.Encode(ctx, EncodeOptions{}, greyPNG(t, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r := fs.last(); r.URL.RawQuery != "" || l.Model != "" {
 		t.Errorf("default model: query %q, latent model %q", r.URL.RawQuery, l.Model)
 	}
+
+	// Every option becomes its query parameter, and only when set.
+	if _, err := c.Encode(ctx, EncodeOptions{Model: "ae", Fit: true}, greyPNG(t, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if q := fs.last().URL.RawQuery; q != "fit=true&model=ae" {
+		t.Errorf("encode with Fit: query %q", q)
+	}
+	if _, err := c.Reconstruct(ctx, ImageOptions{Fit: true}, greyPNG(t, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if q := fs.last().URL.RawQuery; q != "fit=true" {
+		t.Errorf("reconstruct with Fit: query %q", q)
+	}
+	if _, err := c.Decode(ctx, l, DecodeOptions{Model: "ae"}); err != nil {
+		t.Fatal(err)
+	}
+	if q := fs.last().URL.RawQuery; q != "model=ae" {
+		t.Errorf("decode with Model: query %q", q)
+	}
+	if _, err := c.Encode(ctx, EncodeOptions{Encoding: 7}, greyPNG(t, 1)); err == nil {
+		t.Error("unknown latent encoding: no error")
+	}
 }
 
 func TestClientReconstructDenoise(t *testing.T) {
 	c, fs := newTestClient(t)
 	ctx := context.Background()
-	out, err := c.Reconstruct(ctx, "", greyPNG(t, 5), greyPNG(t, 250))
+	out, err := c.Reconstruct(ctx, ImageOptions{}, greyPNG(t, 5), greyPNG(t, 250))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +282,7 @@ func TestClientReconstructDenoise(t *testing.T) {
 			t.Errorf("reconstructed %d: grey %d, want %d", i, g, want)
 		}
 	}
-	out, err = c.Denoise(ctx, "ae", greyPNG(t, 5))
+	out, err = c.Denoise(ctx, ImageOptions{Model: "ae"}, greyPNG(t, 5))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +313,7 @@ func TestClientErrors(t *testing.T) {
 		return p.Status
 	}
 
-	_, err := c.Encode(ctx, "nope", greyPNG(t, 1))
+	_, err := c.Encode(ctx, EncodeOptions{Model: "nope"}, greyPNG(t, 1))
 	if status(err) != 404 || err.Error() != `404 Not Found: model "nope" not found` {
 		t.Errorf("unknown model: %v", err)
 	}
@@ -299,33 +322,33 @@ func TestClientErrors(t *testing.T) {
 		t.Errorf("request id %q", p.RequestID)
 	}
 
-	_, err = c.Reconstruct(ctx, "", greyPNG(t, 1), []byte("not a png"))
+	_, err = c.Reconstruct(ctx, ImageOptions{}, greyPNG(t, 1), []byte("not a png"))
 	if status(err) != 422 || !errors.As(err, &p) || p.Index == nil || *p.Index != 1 || !strings.HasSuffix(err.Error(), "(image 1)") {
 		t.Errorf("bad second image: %v", err)
 	}
 
 	l := &Latent{Fingerprint: "ffffffffffffffff", Shape: []int{1, 32, 7, 7}, DType: DTypeFloat32, Data: make([]float32, 1568)}
-	_, err = c.Decode(ctx, l)
+	_, err = c.Decode(ctx, l, DecodeOptions{})
 	if status(err) != 409 || !strings.HasPrefix(err.Error(), "409 Conflict: latent was made by weights ffffffffffffffff") {
 		t.Errorf("fingerprint mismatch: %v", err)
 	}
 
 	// A plain-text error from a proxy still becomes a *Problem.
-	_, err = c.Denoise(ctx, "crash", greyPNG(t, 1))
+	_, err = c.Denoise(ctx, ImageOptions{Model: "crash"}, greyPNG(t, 1))
 	if status(err) != 502 || err.Error() != "502 Bad Gateway: upstream exploded" {
 		t.Errorf("plain-text 502: %v", err)
 	}
 
 	// Mistakes caught before any request.
-	if _, err := c.Encode(ctx, "ae"); err == nil || status(err) != 0 {
+	if _, err := c.Encode(ctx, EncodeOptions{Model: "ae"}); err == nil || status(err) != 0 {
 		t.Errorf("no images: %v", err)
 	}
 	l.DType = DTypeInt8
 	var fe *FormatError
-	if _, err := c.Decode(ctx, l); !errors.As(err, &fe) {
+	if _, err := c.Decode(ctx, l, DecodeOptions{}); !errors.As(err, &fe) {
 		t.Errorf("int8 latent: %v, want *FormatError", err)
 	}
-	if _, err := c.Decode(ctx, nil); err == nil {
+	if _, err := c.Decode(ctx, nil, DecodeOptions{}); err == nil {
 		t.Error("nil latent: no error")
 	}
 
@@ -357,17 +380,17 @@ func TestClientOddAnswers(t *testing.T) {
 	defer srv.Close()
 	c := &Client{BaseURL: srv.URL}
 	ctx := context.Background()
-	l, err := c.Encode(ctx, "", greyPNG(t, 1))
+	l, err := c.Encode(ctx, EncodeOptions{}, greyPNG(t, 1))
 	if err != nil || l.Model != "m2" {
 		t.Errorf("JSON latent: %+v, %v", l, err)
 	}
-	if _, err := c.Encode(ctx, "", greyPNG(t, 1), greyPNG(t, 2)); err == nil {
+	if _, err := c.Encode(ctx, EncodeOptions{}, greyPNG(t, 1), greyPNG(t, 2)); err == nil {
 		t.Error("1 latent row for 2 images: no error")
 	}
-	if _, err := c.Reconstruct(ctx, "", greyPNG(t, 1)); err == nil {
+	if _, err := c.Reconstruct(ctx, ImageOptions{}, greyPNG(t, 1)); err == nil {
 		t.Error("0 images for 1: no error")
 	}
-	if _, err := c.Denoise(ctx, "", greyPNG(t, 1)); err == nil {
+	if _, err := c.Denoise(ctx, ImageOptions{}, greyPNG(t, 1)); err == nil {
 		t.Error("bad base64: no error")
 	}
 }

@@ -9,7 +9,9 @@
 //	POST /v1/decode       latent → images
 //	POST /v1/reconstruct  images → images (encoder then decoder)
 //	POST /v1/denoise      images → images (the denoising model)
+//	POST /v1/classify     images → Classification or Classifications
 //	GET  /v1/models       → ModelList
+//	GET  /v1/models/{name} → ModelInfo
 //
 // Each POST takes an optional ?model=name; without it the server's default
 // model answers. Images go up as multipart/form-data, one PNG per part in
@@ -17,6 +19,38 @@
 // Latents travel as JSON (Latent) or, with Accept or Content-Type
 // application/octet-stream, in the binary format below. Errors are RFC 9457
 // problem details (Problem) with media type application/problem+json.
+//
+// # Client
+//
+// Client has one method per route. Each call takes the context first, then
+// its options struct, whose zero value means the server's defaults, then the
+// images (PNG files, sent as one batch):
+//
+//	c := &api.Client{BaseURL: "http://localhost:8080"}
+//	l, err := c.Encode(ctx, api.EncodeOptions{}, png1, png2)    // *Latent, [2, 32, 7, 7]
+//	pngs, err := c.Decode(ctx, l, api.DecodeOptions{})          // two PNGs
+//	pngs, err = c.Denoise(ctx, api.ImageOptions{Fit: true}, photo)
+//	res, err := c.Classify(ctx, api.ClassifyOptions{Denoise: true}, png1)
+//	list, err := c.Models(ctx)
+//
+// The options structs (EncodeOptions, DecodeOptions, ImageOptions,
+// ClassifyOptions) grow with the API: new parameters are new fields, whose
+// zero value keeps the old behaviour, so callers that name their fields keep
+// compiling. Latents travel in the binary format unless the options ask for
+// LatentJSON; either way the caller gets the same *Latent.
+//
+// A non-2xx answer is returned as a *Problem (use errors.As), carrying the
+// server's type, detail and, for a batch, the Index of the failing image. A
+// 503 (queue full, not ready, shutting down) is retried, up to
+// Client.MaxAttempts sends in all (default 3): the client waits as long as
+// the answer's Retry-After says (seconds or an HTTP date), or a short jittered
+// backoff without one, and gives up at once, returning that 503, when the
+// server asks for longer than Client.MaxRetryWait (default 5s) or when the
+// context's deadline would pass first. If the context ends while the client
+// waits, the error wraps both the context's error and the last *Problem.
+// Retrying is safe: every route is a pure function of its input, and the body
+// is resent byte for byte. Other errors (a refused connection, a context that
+// ends during a request) are not retried.
 //
 // # Binary latent format
 //

@@ -3,6 +3,8 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"strings"
+	"time"
 )
 
 // Media types of request and response bodies.
@@ -170,6 +172,10 @@ type Problem struct {
 	Index *int `json:"index,omitempty"`
 	// RequestID matches the server's logs.
 	RequestID string `json:"request_id,omitempty"`
+	// RetryAfter is how long the server asked the client to wait before
+	// trying again (its Retry-After header, sent with a 503); 0 if it did
+	// not say. It is not part of the document.
+	RetryAfter time.Duration `json:"-"`
 }
 
 // Error reads like "409 Conflict: fingerprint … does not match (image 2)".
@@ -186,7 +192,8 @@ func (p *Problem) Error() string {
 	if msg != "" && msg != status {
 		s += ": " + msg
 	}
-	if p.Index != nil {
+	// The index, unless the detail already starts with it, as aeserve's do.
+	if p.Index != nil && !strings.HasPrefix(msg, fmt.Sprintf("image %d:", *p.Index)) {
 		s += fmt.Sprintf(" (image %d)", *p.Index)
 	}
 	return s

@@ -197,7 +197,7 @@ func TestContainer(t *testing.T) {
 		}
 		send := &api.Client{BaseURL: sender.api}
 		recv := &api.Client{BaseURL: receiver.api}
-		l, err := send.Encode(ctx, "conv", pngs...)
+		l, err := send.Encode(ctx, api.EncodeOptions{Model: "conv"}, pngs...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -209,7 +209,7 @@ func TestContainer(t *testing.T) {
 		if err := shipped.UnmarshalBinary(wire); err != nil {
 			t.Fatal(err)
 		}
-		out, err := recv.Decode(ctx, &shipped)
+		out, err := recv.Decode(ctx, &shipped, api.DecodeOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,10 +223,10 @@ func TestContainer(t *testing.T) {
 		t.Logf("%d digits crossed from the encoder-role container to the decoder-role container as a %d-byte binary latent",
 			len(clean), len(wire))
 		// Each side answers only its own half.
-		if _, err := send.Decode(ctx, &shipped); !isProblem(err, "not-served-by-role") {
+		if _, err := send.Decode(ctx, &shipped, api.DecodeOptions{}); !isProblem(err, "not-served-by-role") {
 			t.Errorf("decode on the sender: %v, want 404 not-served-by-role", err)
 		}
-		if _, err := recv.Encode(ctx, "conv", pngs[0]); !isProblem(err, "not-served-by-role") {
+		if _, err := recv.Encode(ctx, api.EncodeOptions{Model: "conv"}, pngs[0]); !isProblem(err, "not-served-by-role") {
 			t.Errorf("encode on the receiver: %v, want 404 not-served-by-role", err)
 		}
 	})

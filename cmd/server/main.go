@@ -98,7 +98,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	c := o.Server
 	log.Info().Str("version", version.Version).Str("revision", version.GetRevision()).
 		Str("go", runtime.Version()).Int("gomaxprocs", runtime.GOMAXPROCS(0)).
-		Str("addr", o.Addr).Str("metrics_addr", o.MetricsAddr).Str("role", string(o.Role)).
+		Str("addr", o.Addr).Str("metrics_addr", o.MetricsAddr).Str("grpc_addr", o.GRPCAddr).Str("role", string(o.Role)).
 		Strs("models", o.Models).Str("weights", weightsName(o.Weights)).
 		Int("max_batch", c.Batch.MaxBatch).Dur("max_wait", c.Batch.MaxWait).
 		Int("queue_size", c.Batch.QueueSize).Int("workers", c.Batch.Workers).
@@ -125,17 +125,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("--addr: %w", err)
 	}
-	var ops net.Listener
-	if o.MetricsAddr != "" {
-		if ops, err = net.Listen("tcp", o.MetricsAddr); err != nil {
-			ln.Close()
-			return fmt.Errorf("--metrics-addr: %w", err)
+	lns := server.Listeners{API: ln}
+	for _, l := range []struct {
+		addr, flag string
+		dst        *net.Listener
+	}{{o.MetricsAddr, "--metrics-addr", &lns.Ops}, {o.GRPCAddr, "--grpc-addr", &lns.GRPC}} {
+		if l.addr == "" {
+			continue
+		}
+		if *l.dst, err = net.Listen("tcp", l.addr); err != nil {
+			for _, open := range []net.Listener{lns.API, lns.Ops, lns.GRPC} {
+				if open != nil {
+					open.Close()
+				}
+			}
+			return fmt.Errorf("%s: %w", l.flag, err)
 		}
 	}
 	serveCtx, stopServing := context.WithCancel(ctx)
 	defer stopServing()
 	served := make(chan error, 1)
-	go func() { served <- s.ServeWithOps(serveCtx, ln, ops) }()
+	go func() { served <- s.ServeAll(serveCtx, lns) }()
 
 	for _, name := range missing {
 		m, err := trainModel(ctx, o, name, s, log)

@@ -36,6 +36,7 @@ func EnvName(flagName string) string {
 type Options struct {
 	Addr        string
 	MetricsAddr string // "" serves probes and metrics on Addr only
+	GRPCAddr    string // "" serves no gRPC
 	DebugAddr   string
 	Role        server.Role
 	// Models names the models to serve; nil means every model the weights
@@ -107,6 +108,8 @@ func FlagSet(o *Options, usage io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.Addr, "addr", ":8080", "listen address of the API")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", "",
 		"also serve /metrics, /healthz and /readyz on this address, e.g. :9090, for scrapers and probes (off when empty)")
+	fs.StringVar(&o.GRPCAddr, "grpc-addr", "",
+		"serve the Open Inference Protocol over gRPC (with gRPC health and reflection) on this address, e.g. :8081 (off when empty)")
 	fs.Var(roleFlag{&o.Role}, "role",
 		"which half to serve: all (every route), encoder (loads only encoder weights; /v1/encode) or decoder (only decoder weights; /v1/decode)")
 	fs.Var(modelList{&o.Models}, "models",

@@ -97,11 +97,11 @@ func TestEncodeBinaryDecodeBinary(t *testing.T) {
 	// A ?model= that agrees is fine, and so is the Go client's round trip.
 	wantStatus(t, e.post("/v1/decode?model=conv", ctBinary, r.body), http.StatusOK)
 	c := &api.Client{BaseURL: e.ts.URL, HTTP: e.client}
-	cl, err := c.Encode(t.Context(), "denoise", img)
+	cl, err := c.Encode(t.Context(), api.EncodeOptions{Model: "denoise"}, img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := c.Decode(t.Context(), cl)
+	out, err := c.Decode(t.Context(), cl, api.DecodeOptions{})
 	if err != nil || len(out) != 1 {
 		t.Fatalf("client decode: %d images, %v", len(out), err)
 	}

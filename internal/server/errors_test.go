@@ -124,7 +124,7 @@ func TestErrors(t *testing.T) {
 		{name: "unknown model in decode param", path: "/v1/decode?model=nope", ctype: ctJSON, body: latentJSON(t, conv), status: 404, kind: kindUnknownModel},
 		{name: "unknown model in latent", path: "/v1/decode", ctype: ctJSON, body: bytes.Replace(latentJSON(t, conv), []byte(`"conv"`), []byte(`"nope"`), 1), status: 404, kind: kindUnknownModel},
 		{name: "unknown model info", method: http.MethodGet, path: "/v1/models/nope", status: 404, kind: kindUnknownModel},
-		{name: "unknown path", method: http.MethodGet, path: "/v2/encode", status: 404, kind: kindNotFound},
+		{name: "unknown path", method: http.MethodGet, path: "/v3/encode", status: 404, kind: kindNotFound},
 		// 405
 		{name: "GET encode", method: http.MethodGet, path: "/v1/encode", status: 405, kind: kindMethod},
 		{name: "POST healthz", method: http.MethodPost, path: "/healthz", ctype: ctJSON, body: []byte("{}"), status: 405, kind: kindMethod},

@@ -522,7 +522,15 @@ func (v *validatingTransport) check(req *http.Request, resp *http.Response, body
 	route, params, err := router.FindRoute(routed)
 	if err != nil {
 		mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-		if mt != ctProblem {
+		schema := "Problem"
+		if isV2(req) {
+			// Under /v2 every error takes the protocol's own form.
+			schema = "V2Error"
+			if mt != ctJSON {
+				t.Errorf("%s: route not in the spec (%v) and the answer is %q, not a V2 error", where, err, mt)
+				return
+			}
+		} else if mt != ctProblem {
 			t.Errorf("%s: route not in the spec (%v) and the answer is %q, not a problem", where, err, mt)
 			return
 		}
@@ -537,8 +545,8 @@ func (v *validatingTransport) check(req *http.Request, resp *http.Response, body
 			t.Errorf("%s: problem body: %v", where, err)
 			return
 		}
-		if err := doc.Components.Schemas["Problem"].Value.VisitJSON(val); err != nil {
-			t.Errorf("%s: problem does not match the Problem schema: %v", where, err)
+		if err := doc.Components.Schemas[schema].Value.VisitJSON(val); err != nil {
+			t.Errorf("%s: error body does not match the %s schema: %v", where, schema, err)
 		}
 		return
 	}

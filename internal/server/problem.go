@@ -236,17 +236,46 @@ func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, err error)
 	if p.Close {
 		h.Set("Connection", "close")
 	}
-	body := api.Problem{Type: ProblemTypeBase + p.Kind, Title: p.Title, Status: p.Status, Detail: p.Detail, Index: p.Index}
-	if body.Title == "" {
-		body.Title = http.StatusText(p.Status)
-	}
-	body.RequestID = info.id
-	b, merr := json.Marshal(body)
-	if merr != nil { // cannot happen with these field types
-		b = []byte(`{"type":"` + ProblemTypeBase + kindInternal + `","title":"Internal server error","status":500,"detail":""}`)
+	var b []byte
+	if isV2(r) {
+		// The Open Inference Protocol's own error object, for its clients.
+		h.Set("Content-Type", ctJSON)
+		b = v2ErrorBody(p)
+	} else {
+		body := api.Problem{Type: ProblemTypeBase + p.Kind, Title: p.Title, Status: p.Status, Detail: p.Detail, Index: p.Index}
+		if body.Title == "" {
+			body.Title = http.StatusText(p.Status)
+		}
+		body.RequestID = info.id
+		var merr error
+		if b, merr = json.Marshal(body); merr != nil { // cannot happen with these field types
+			b = []byte(`{"type":"` + ProblemTypeBase + kindInternal + `","title":"Internal server error","status":500,"detail":""}`)
+		}
 	}
 	b = append(b, '\n')
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(p.Status)
 	_, _ = w.Write(b)
+}
+
+// isV2 reports whether r is on the Open Inference Protocol's routes, whose
+// errors take the protocol's form.
+func isV2(r *http.Request) bool {
+	return r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/")
+}
+
+// v2ErrorBody is {"error": "..."}: the problem's detail, prefixed with its
+// kind so that a client can tell causes apart as /v1's type lets it.
+func v2ErrorBody(p *Problem) []byte {
+	msg := p.Detail
+	if msg == "" {
+		msg = p.Title
+	}
+	b, err := json.Marshal(struct {
+		Error string `json:"error"`
+	}{p.Kind + ": " + msg})
+	if err != nil {
+		return []byte(`{"error":"internal"}`)
+	}
+	return b
 }

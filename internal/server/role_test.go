@@ -160,7 +160,7 @@ func TestOpsListener(t *testing.T) {
 	served := make(chan error, 1)
 	drained := make(chan struct{})
 	e.s.drainWait = func(time.Duration) { <-drained }
-	go func() { served <- e.s.ServeWithOps(ctx, api, ops) }()
+	go func() { served <- e.s.ServeAll(ctx, Listeners{API: api, Ops: ops}) }()
 
 	// Plain client: the ops port is not the API that openapi.yaml describes.
 	get := func(url string) (int, string) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
 )
 
 // HTTPServer is the http.Server Serve runs, with every timeout set from the
@@ -39,17 +40,25 @@ func (w logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Serve is ServeWithOps without a listener of its own for the probes and
-// metrics: the API listener serves them too.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	return s.ServeWithOps(ctx, ln, nil)
+// Listeners are what ServeAll serves on. API is required; the others are
+// optional.
+type Listeners struct {
+	API  net.Listener // the HTTP API (Handler)
+	Ops  net.Listener // health, readiness and metrics alone (OpsHandler)
+	GRPC net.Listener // the Open Inference Protocol over gRPC (GRPCServer)
 }
 
-// ServeWithOps answers the API on ln and, if ops is not nil, health,
-// readiness and metrics on ops (OpsHandler), until ctx ends; then it shuts
-// down gracefully: /readyz turns 503 at once and every response from then
-// on carries Connection: close, new connections are taken for DrainDelay
-// more, then the API listener closes, in-flight requests finish (up to
+// Serve is ServeAll with the API listener alone: it serves the probes and
+// metrics too.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return s.ServeAll(ctx, Listeners{API: ln})
+}
+
+// ServeAll answers the API, and the ops and gRPC listeners if given, until
+// ctx ends; then it shuts down gracefully: /readyz turns 503 (and gRPC
+// health NOT_SERVING) at once and every HTTP response from then on carries
+// Connection: close, new connections are taken for DrainDelay more, then
+// the API and gRPC listeners close, in-flight requests finish (up to
 // ShutdownTimeout) and finally the batchers answer whatever is still
 // queued and stop. The ops listener closes last, so that probes see the
 // drain rather than a refused connection. It returns nil after a clean
@@ -65,17 +74,24 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // (http.Server.SetKeepAlivesEnabled(false), which also closes whatever is
 // idle) and Shutdown called. A DrainDelay long enough for every client to
 // send one more request is what makes this lossless; see the README.
-func (s *Server) ServeWithOps(ctx context.Context, ln, ops net.Listener) error {
+func (s *Server) ServeAll(ctx context.Context, l Listeners) error {
 	hs := s.HTTPServer()
-	errc := make(chan error, 2)
-	go func() { errc <- hs.Serve(ln) }()
-	s.log.Info().Str("addr", ln.Addr().String()).Msg("listening")
+	errc := make(chan error, 3)
+	go func() { errc <- hs.Serve(l.API) }()
+	s.log.Info().Str("addr", l.API.Addr().String()).Msg("listening")
 	var opsSrv *http.Server
-	if ops != nil {
+	if l.Ops != nil {
 		opsSrv = s.HTTPServer()
 		opsSrv.Handler = s.OpsHandler()
-		go func() { errc <- opsSrv.Serve(ops) }()
-		s.log.Info().Str("addr", ops.Addr().String()).Msg("ops listening")
+		go func() { errc <- opsSrv.Serve(l.Ops) }()
+		s.log.Info().Str("addr", l.Ops.Addr().String()).Msg("ops listening")
+	}
+	var gs *grpc.Server
+	grpcDone := make(chan error, 1)
+	if l.GRPC != nil {
+		gs = s.GRPCServer()
+		go func() { grpcDone <- gs.Serve(l.GRPC) }()
+		s.log.Info().Str("addr", l.GRPC.Addr().String()).Msg("grpc listening")
 	}
 
 	select {
@@ -85,8 +101,18 @@ func (s *Server) ServeWithOps(ctx context.Context, ln, ops net.Listener) error {
 		if opsSrv != nil {
 			opsSrv.Close()
 		}
+		if gs != nil {
+			gs.Stop()
+		}
 		_ = s.Close(context.Background())
 		return fmt.Errorf("server: %w", err)
+	case err := <-grpcDone:
+		hs.Close()
+		if opsSrv != nil {
+			opsSrv.Close()
+		}
+		_ = s.Close(context.Background())
+		return fmt.Errorf("server: grpc: %w", err)
 	case <-ctx.Done():
 	}
 
@@ -103,8 +129,31 @@ func (s *Server) ServeWithOps(ctx context.Context, ln, ops net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	var errs []error
+	grpcStopped := make(chan struct{})
+	if gs != nil {
+		// GracefulStop waits for every RPC; past the shutdown timeout the
+		// rest are cut off, as for HTTP.
+		go func() {
+			gs.GracefulStop()
+			close(grpcStopped)
+		}()
+	} else {
+		close(grpcStopped)
+	}
 	if err := hs.Shutdown(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("server: shutdown: %w", err))
+	}
+	select {
+	case <-grpcStopped:
+	case <-sctx.Done():
+		gs.Stop()
+		<-grpcStopped
+		errs = append(errs, errors.New("server: grpc: shutdown timed out"))
+	}
+	if gs != nil {
+		if err := <-grpcDone; !isGRPCStopped(err) {
+			errs = append(errs, fmt.Errorf("server: grpc: %w", err))
+		}
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		errs = append(errs, fmt.Errorf("server: %w", err))

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+	"google.golang.org/grpc/health"
 
 	"github.com/aeserve/aeserve/api"
 	"github.com/aeserve/aeserve/internal/batch"
@@ -183,6 +184,9 @@ type Server struct {
 	router   *chi.Mux
 	ops      *chi.Mux // health, readiness and metrics alone, for a listener of their own
 
+	grpcHealth  *health.Server // gRPC's standard health service
+	grpcMetrics *grpcMetrics
+
 	models atomic.Pointer[modelSet] // nil until Load
 
 	mu      sync.Mutex
@@ -245,6 +249,10 @@ func New(cfg Config) (*Server, error) {
 	if s.bmetrics, err = batch.NewMetrics(s.reg); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	if s.grpcMetrics, err = newGRPCMetrics(s.reg); err != nil {
+		return nil, err
+	}
+	s.grpcHealth = newGRPCHealth()
 	s.metrics.serverInfo.WithLabelValues(string(cfg.Role), "").Set(1)
 	s.router = s.routes()
 	s.ops = s.newRouter()
@@ -256,7 +264,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.router }
 
 // OpsHandler serves only /healthz, /readyz and /metrics, for a listener of
-// their own (see ServeWithOps): a NetworkPolicy sees ports, not paths, so
+// their own (see ServeAll): a NetworkPolicy sees ports, not paths, so
 // probes and scrapers get a port that clients never need.
 func (s *Server) OpsHandler() http.Handler { return s.ops }
 
@@ -326,6 +334,7 @@ func (s *Server) Load(models ...*model.Model) error {
 	}
 	if s.state == starting {
 		s.state = ready
+		s.grpcServing(true)
 		s.log.Info().Msg("ready")
 	}
 	return nil
@@ -407,6 +416,7 @@ func (s *Server) Drain() {
 	if s.state != draining {
 		s.state = draining
 		s.closing.Store(true)
+		s.grpcServing(false)
 		s.log.Info().Msg("draining: /readyz answers 503, connections close after their response")
 	}
 }
@@ -493,7 +503,22 @@ func (s *Server) routes() *chi.Mux {
 	get(r, "/v1/models/{name}", s.handle(s.getModel))
 	get(r, "/openapi.yaml", s.handle(s.openapi))
 	s.opsRoutes(r)
+	s.v2Routes(r)
 	return r
+}
+
+// v2Routes adds the Open Inference Protocol's REST routes (v2.go). Every
+// role serves them; a stage of another role's answers 404. Errors under
+// /v2 take the protocol's {"error": "..."} form (writeProblem).
+func (s *Server) v2Routes(r chi.Router) {
+	get(r, "/v2", s.handle(s.v2ServerMetadata))
+	get(r, "/v2/health/live", s.handle(s.v2Live))
+	get(r, "/v2/health/ready", s.handle(s.v2Ready))
+	for _, prefix := range []string{"/v2/models/{name}", "/v2/models/{name}/versions/{version}"} {
+		get(r, prefix, s.handle(s.v2ModelMetadata))
+		get(r, prefix+"/ready", s.handle(s.v2ModelReady))
+		r.Method(http.MethodPost, prefix+"/infer", s.handle(s.v2Infer))
+	}
 }
 
 // opsRoutes adds health, readiness and metrics to r. They take any query
@@ -546,10 +571,12 @@ func (s *Server) methodNotAllowed(router *chi.Mux) http.HandlerFunc {
 	}
 }
 
-// response is a handler's success: always 200, with this body.
+// response is a handler's success: always 200, with this body (and no
+// Content-Type if it is empty), and any extra headers.
 type response struct {
 	contentType string
 	body        []byte
+	header      http.Header
 }
 
 // handlerFunc is a route's handler: it gets the query, already checked
@@ -593,7 +620,12 @@ func (s *Server) adapt(h handlerFunc, parse func(raw string) (query, error)) htt
 			s.writeProblem(w, r, err)
 			return
 		}
-		hdr.Set("Content-Type", res.contentType)
+		if res.contentType != "" {
+			hdr.Set("Content-Type", res.contentType)
+		}
+		for k, vs := range res.header {
+			hdr[k] = vs
+		}
 		hdr.Set("Content-Length", strconv.Itoa(len(res.body)))
 		hdr.Set("X-Content-Type-Options", "nosniff")
 		w.WriteHeader(http.StatusOK)

@@ -1,0 +1,337 @@
+// Command aectl talks to an aeserve server from the shell: it encodes digits
+// into latents, decodes latents back into digits, reconstructs, denoises and
+// classifies digits, and lists the server's models.
+//
+//	aectl encode digit.png > digit.lat        # binary latent (6,287 bytes with conv)
+//	aectl decode digit.lat > out.png
+//	aectl reconstruct a.png b.png -o out/     # out/a.reconstructed.png, out/b.reconstructed.png
+//	aectl denoise noisy.png > clean.png
+//	aectl classify --denoise noisy.png        # 7 (p=0.998)
+//	aectl models
+//
+// The server is --server URL, or $AECTL_SERVER, or http://localhost:8080. A
+// file argument of - is stdin, and -o - (or no -o) is stdout. Every command
+// has --help. Exit status: 0 on success, 1 when the server, the network or a
+// file fails (with a one-line message on stderr), 2 for a usage error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aeserve/aeserve/api"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
+}
+
+// Defaults of the flags every command takes.
+const (
+	envServer      = "AECTL_SERVER"
+	defaultServer  = "http://localhost:8080"
+	defaultTimeout = time.Minute
+)
+
+// service is what the commands ask of a server. *api.Client speaks the /v1
+// HTTP API; another protocol slots in as another implementation, chosen in
+// newService, without touching the commands.
+type service interface {
+	Encode(ctx context.Context, opts api.EncodeOptions, pngs ...[]byte) (*api.Latent, error)
+	Decode(ctx context.Context, l *api.Latent, opts api.DecodeOptions) ([][]byte, error)
+	Reconstruct(ctx context.Context, opts api.ImageOptions, pngs ...[]byte) ([][]byte, error)
+	Denoise(ctx context.Context, opts api.ImageOptions, pngs ...[]byte) ([][]byte, error)
+	Classify(ctx context.Context, opts api.ClassifyOptions, pngs ...[]byte) (*api.Classifications, error)
+	Models(ctx context.Context) (*api.ModelList, error)
+	Model(ctx context.Context, name string) (*api.ModelInfo, error)
+}
+
+var _ service = (*api.Client)(nil)
+
+// newService connects the commands to the server at base.
+func newService(base string) service {
+	return &api.Client{BaseURL: base}
+}
+
+// env is the outside world of one run.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	server         string // --server given before the command, or the environment's, or the default
+}
+
+// command is one subcommand: its help, its flags and what it does.
+type command struct {
+	name    string
+	args    string // after "aectl NAME [flags]" in the usage line
+	summary string // one line, for aectl help
+	help    string // the rest of aectl NAME --help, before the flags
+	// flags registers the command's own flags on fs and returns the
+	// function that does the work once they are parsed.
+	flags func(fs *flag.FlagSet) func(e *env, cm *common, files []string) error
+}
+
+func lookup(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// errHelp asks for the command's usage on stdout and exit status 0.
+var errHelp = errors.New("help requested")
+
+// usageError is a mistake on the command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+// run is the whole program: it returns the exit status.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, server: defaultServer}
+	if s := getenv(envServer); s != "" {
+		e.server = s
+	}
+	// Flags before the command: only --server, and help.
+	top := flag.NewFlagSet("aectl", flag.ContinueOnError)
+	top.SetOutput(io.Discard)
+	top.StringVar(&e.server, "server", e.server, "")
+	if err := top.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout)
+			return 0
+		}
+		fmt.Fprintf(stderr, "aectl: %v\n\n", err)
+		printUsage(stderr)
+		return 2
+	}
+	args = top.Args()
+	if len(args) == 0 {
+		printUsage(stderr)
+		return 2
+	}
+	name, args := args[0], args[1:]
+	if name == "help" {
+		return help(e, args)
+	}
+	c := lookup(name)
+	if c == nil {
+		fmt.Fprintf(stderr, "aectl: unknown command %q\n\n", name)
+		printUsage(stderr)
+		return 2
+	}
+	err := c.run(e, args)
+	var ue *usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errHelp):
+		c.printUsage(stdout)
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "aectl: %s: %v\nRun 'aectl %s --help' for usage.\n", c.name, ue, c.name)
+		return 2
+	default:
+		fmt.Fprintln(stderr, "aectl:", describe(c.name, err))
+		return 1
+	}
+}
+
+func help(e *env, args []string) int {
+	switch len(args) {
+	case 0:
+		printUsage(e.stdout)
+		return 0
+	case 1:
+		if c := lookup(args[0]); c != nil {
+			c.printUsage(e.stdout)
+			return 0
+		}
+		fmt.Fprintf(e.stderr, "aectl: help: unknown command %q\n\n", args[0])
+	default:
+		fmt.Fprintf(e.stderr, "aectl: help takes one command, got %d\n\n", len(args))
+	}
+	printUsage(e.stderr)
+	return 2
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, `aectl talks to an aeserve server: it encodes digits (28×28 PNGs, white on black
+as in MNIST) into latent codes, decodes latents back into digits, reconstructs,
+denoises and classifies digits, and lists the server's models.
+
+usage: aectl [--server URL] COMMAND [flags] [FILE...]
+
+commands:
+`)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, `  %-12s this text, or a command's: aectl help COMMAND
+
+Every command takes --server URL (default $%s, or %s)
+and --timeout. A FILE of - is stdin; -o - (or no -o) is stdout.
+Run 'aectl COMMAND --help' for a command's flags and examples.
+
+Exit status: 0 on success, 1 when the server, the network or a file fails,
+2 for a usage error.
+`, "help", envServer, defaultServer)
+}
+
+func (c *command) printUsage(w io.Writer) {
+	fs := c.flagSet(&env{server: defaultServer}, new(common))
+	c.flags(fs)
+	fmt.Fprintf(w, "usage: aectl %s [flags] %s\n\n%s\n\nflags:\n", c.name, c.args, strings.TrimSpace(c.help))
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+// run parses the command's flags and runs it.
+func (c *command) run(e *env, args []string) error {
+	cm := new(common)
+	fs := c.flagSet(e, cm)
+	do := c.flags(fs)
+	files, err := parse(fs, cm, args)
+	if err != nil {
+		return err
+	}
+	return do(e, cm, files)
+}
+
+// common holds the flags every command takes.
+type common struct {
+	server  string
+	timeout time.Duration
+	svc     service
+}
+
+// flagSet is a new FlagSet for c with the common flags.
+func (c *command) flagSet(e *env, cm *common) *flag.FlagSet {
+	fs := flag.NewFlagSet("aectl "+c.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // run reports errors, and --help goes to stdout
+	fs.StringVar(&cm.server, "server", e.server, "the server's base `URL` (env "+envServer+")")
+	fs.DurationVar(&cm.timeout, "timeout", defaultTimeout, "give up after this long (0: never)")
+	return fs
+}
+
+// parse parses args with fs, allowing flags after the files
+// (aectl reconstruct a.png b.png -o out/) as well as before, and returns
+// the files. After --, everything is a file.
+func parse(fs *flag.FlagSet, cm *common, args []string) ([]string, error) {
+	var files []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, errHelp
+			}
+			return nil, &usageError{err.Error()}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		// flag stops at the first non-flag, or after "--", which it drops.
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			files = append(files, rest...)
+			break
+		}
+		files = append(files, rest[0])
+		args = rest[1:]
+	}
+	if cm.timeout < 0 {
+		return nil, usagef("--timeout %v is negative", cm.timeout)
+	}
+	u, err := url.Parse(cm.server)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usagef("--server %q: want a URL such as %s", cm.server, defaultServer)
+	}
+	cm.svc = newService(cm.server)
+	return files, nil
+}
+
+// context is the command's context: bounded by --timeout.
+func (cm *common) context() (context.Context, context.CancelFunc) {
+	if cm.timeout == 0 {
+		return context.WithCancel(context.Background())
+	}
+	return context.WithTimeout(context.Background(), cm.timeout)
+}
+
+// serverError is a failure to talk to the server, or the server's answer: it
+// knows which server, for the message.
+type serverError struct {
+	server  string
+	timeout time.Duration
+	err     error
+}
+
+func (e *serverError) Error() string { return e.err.Error() }
+func (e *serverError) Unwrap() error { return e.err }
+
+func (cm *common) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &serverError{server: cm.server, timeout: cm.timeout, err: err}
+}
+
+// describe turns an error into the one line after "aectl: ".
+func describe(cmd string, err error) string {
+	var se *serverError
+	if !errors.As(err, &se) {
+		return cmd + ": " + err.Error()
+	}
+	var p *api.Problem
+	if errors.As(err, &p) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return cmd + ": " + p.Error()
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		msg := fmt.Sprintf("%s: no answer from %s within %v (--timeout)", cmd, se.server, se.timeout)
+		if errors.As(err, &p) {
+			msg += "; last answer: " + p.Error()
+		}
+		return msg
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return fmt.Sprintf("cannot reach %s: no such host %s", se.server, dns.Name)
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return fmt.Sprintf("cannot reach %s: %v", se.server, innermost(op))
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Sprintf("%s: %s closed the connection without an answer", cmd, se.server)
+		}
+		return fmt.Sprintf("%s: talking to %s: %v", cmd, se.server, innermost(ue))
+	}
+	return cmd + ": " + strings.TrimPrefix(err.Error(), "api: ")
+}
+
+// innermost is the last error of a chain: "connection refused" rather than
+// "dial tcp 127.0.0.1:9: connect: connection refused".
+func innermost(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
+}
