@@ -131,6 +131,23 @@ type v2ResponseOutput struct {
 	Data       any      `json:"data,omitempty"`
 }
 
+// fp32JSON marshals FP32 data by hand, each number in its shortest form
+// for float32: encoding/json's reflection cost more than the forward pass
+// for an image.
+type fp32JSON []float32
+
+func (f fp32JSON) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, 2+12*len(f))
+	b = append(b, '[')
+	for i, v := range f {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendFloat(b, float64(v), 'g', -1, 32)
+	}
+	return append(b, ']'), nil
+}
+
 func (s *Server) v2Infer(r *http.Request, _ query) (*response, error) {
 	t, err := s.v2Target(r)
 	if err != nil {
@@ -246,7 +263,7 @@ func v2RenderREST(res *v2Result) (*response, error) {
 			if o.INT64 != nil {
 				ro.Data = o.INT64
 			} else {
-				ro.Data = o.FP32
+				ro.Data = fp32JSON(o.FP32)
 			}
 			out.Outputs = append(out.Outputs, ro)
 			continue
