@@ -273,8 +273,15 @@ size of one image's binary latent, whether it was trained on noise (a
 denoiser), and the fingerprint of its weights. With NAME, describe that model.
 --json prints the server's answer.
 
+With --v2 (or --grpc ADDR), show the server's V2 metadata and every V2 model
+(a stage of a model: conv, conv.encoder, conv.decoder, classifier) with its
+version, input and outputs; V2 has no list of models, so the names come from
+/v1/models at --server. With NAME, describe that V2 model and say whether it
+is ready.
+
   aectl models
-  aectl models conv`,
+  aectl models conv
+  aectl models --v2 conv.encoder`,
 	flags: func(fs *flag.FlagSet) func(*env, *common, []string) error {
 		asJSON := fs.Bool("json", false, "print the answer as JSON")
 		return func(e *env, cm *common, files []string) error {
@@ -283,6 +290,13 @@ denoiser), and the fingerprint of its weights. With NAME, describe that model.
 			}
 			ctx, cancel := cm.context()
 			defer cancel()
+			if v2, ok := cm.svc.(*v2Service); ok {
+				name := ""
+				if len(files) == 1 {
+					name = files[0]
+				}
+				return cm.wrap(v2.models(ctx, e.stdout, name, *asJSON))
+			}
 			if len(files) == 1 {
 				m, err := cm.svc.Model(ctx, files[0])
 				if err != nil {

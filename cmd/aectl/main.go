@@ -9,10 +9,13 @@
 //	aectl classify --denoise noisy.png        # 7 (p=0.998)
 //	aectl models
 //
-// The server is --server URL, or $AECTL_SERVER, or http://localhost:8080. A
-// file argument of - is stdin, and -o - (or no -o) is stdout. Every command
-// has --help. Exit status: 0 on success, 1 when the server, the network or a
-// file fails (with a one-line message on stderr), 2 for a usage error.
+// The server is --server URL, or $AECTL_SERVER, or http://localhost:8080.
+// With --v2 every command speaks the Open Inference Protocol (V2) instead of
+// /v1, over REST at --server or, with --grpc ADDR, over gRPC; it reads and
+// writes the same files (see v2.go). A file argument of - is stdin, and -o -
+// (or no -o) is stdout. Every command has --help. Exit status: 0 on success,
+// 1 when the server, the network or a file fails (with a one-line message on
+// stderr), 2 for a usage error.
 package main
 
 import (
@@ -42,7 +45,7 @@ const (
 )
 
 // service is what the commands ask of a server. *api.Client speaks the /v1
-// HTTP API; another protocol slots in as another implementation, chosen in
+// HTTP API and *v2Service the Open Inference Protocol, chosen in
 // newService, without touching the commands.
 type service interface {
 	Encode(ctx context.Context, opts api.EncodeOptions, pngs ...[]byte) (*api.Latent, error)
@@ -56,9 +59,12 @@ type service interface {
 
 var _ service = (*api.Client)(nil)
 
-// newService connects the commands to the server at base.
-func newService(base string) service {
-	return &api.Client{BaseURL: base}
+// newService connects the commands to the server as the common flags say.
+func newService(cm *common) (service, error) {
+	if cm.v2 || cm.grpc != "" {
+		return newV2Service(cm.server, cm.grpc)
+	}
+	return &api.Client{BaseURL: cm.server}, nil
 }
 
 // env is the outside world of one run.
@@ -66,6 +72,8 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	server         string // --server given before the command, or the environment's, or the default
+	v2             bool   // --v2 given before the command
+	grpc           string // --grpc given before the command
 }
 
 // command is one subcommand: its help, its flags and what it does.
@@ -106,10 +114,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	if s := getenv(envServer); s != "" {
 		e.server = s
 	}
-	// Flags before the command: only --server, and help.
+	// Flags before the command: only --server, --v2, --grpc, and help.
 	top := flag.NewFlagSet("aectl", flag.ContinueOnError)
 	top.SetOutput(io.Discard)
 	top.StringVar(&e.server, "server", e.server, "")
+	top.BoolVar(&e.v2, "v2", false, "")
+	top.StringVar(&e.grpc, "grpc", "", "")
 	if err := top.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage(stdout)
@@ -174,7 +184,7 @@ func printUsage(w io.Writer) {
 as in MNIST) into latent codes, decodes latents back into digits, reconstructs,
 denoises and classifies digits, and lists the server's models.
 
-usage: aectl [--server URL] COMMAND [flags] [FILE...]
+usage: aectl [--server URL] [--v2 | --grpc ADDR] COMMAND [flags] [FILE...]
 
 commands:
 `)
@@ -183,8 +193,12 @@ commands:
 	}
 	fmt.Fprintf(w, `  %-12s this text, or a command's: aectl help COMMAND
 
-Every command takes --server URL (default $%s, or %s)
-and --timeout. A FILE of - is stdin; -o - (or no -o) is stdout.
+Every command takes --server URL (default $%s, or %s),
+--v2 to speak the Open Inference Protocol (V2) instead of /v1, --grpc ADDR to
+speak it over gRPC at ADDR (host:port, plaintext), and --timeout. Over V2 the
+commands read and write the same files as over /v1; --server still lists the
+models for models --v2 and finds the model of a binary latent for decode.
+A FILE of - is stdin; -o - (or no -o) is stdout.
 Run 'aectl COMMAND --help' for a command's flags and examples.
 
 Exit status: 0 on success, 1 when the server, the network or a file fails,
@@ -209,12 +223,17 @@ func (c *command) run(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if cl, ok := cm.svc.(io.Closer); ok {
+		defer cl.Close()
+	}
 	return do(e, cm, files)
 }
 
 // common holds the flags every command takes.
 type common struct {
 	server  string
+	v2      bool
+	grpc    string // host:port of the gRPC listener; implies v2
 	timeout time.Duration
 	svc     service
 }
@@ -224,6 +243,8 @@ func (c *command) flagSet(e *env, cm *common) *flag.FlagSet {
 	fs := flag.NewFlagSet("aectl "+c.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // run reports errors, and --help goes to stdout
 	fs.StringVar(&cm.server, "server", e.server, "the server's base `URL` (env "+envServer+")")
+	fs.BoolVar(&cm.v2, "v2", e.v2, "speak the Open Inference Protocol (V2) at --server instead of /v1")
+	fs.StringVar(&cm.grpc, "grpc", e.grpc, "speak V2 over gRPC at `ADDR` (host:port, plaintext); implies --v2")
 	fs.DurationVar(&cm.timeout, "timeout", defaultTimeout, "give up after this long (0: never)")
 	return fs
 }
@@ -259,7 +280,14 @@ func parse(fs *flag.FlagSet, cm *common, args []string) ([]string, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, usagef("--server %q: want a URL such as %s", cm.server, defaultServer)
 	}
-	cm.svc = newService(cm.server)
+	if cm.grpc != "" {
+		if host, port, err := net.SplitHostPort(cm.grpc); err != nil || port == "" || strings.ContainsAny(host, "/") {
+			return nil, usagef("--grpc %q: want host:port, such as localhost:8081", cm.grpc)
+		}
+	}
+	if cm.svc, err = newService(cm); err != nil {
+		return nil, usagef("--grpc %s: %v", cm.grpc, err)
+	}
 	return files, nil
 }
 
@@ -274,9 +302,10 @@ func (cm *common) context() (context.Context, context.CancelFunc) {
 // serverError is a failure to talk to the server, or the server's answer: it
 // knows which server, for the message.
 type serverError struct {
-	server  string
+	server  string // the URL, or the gRPC address
 	timeout time.Duration
 	err     error
+	grpc    bool
 }
 
 func (e *serverError) Error() string { return e.err.Error() }
@@ -286,7 +315,11 @@ func (cm *common) wrap(err error) error {
 	if err == nil {
 		return nil
 	}
-	return &serverError{server: cm.server, timeout: cm.timeout, err: err}
+	server := cm.server
+	if cm.grpc != "" {
+		server = cm.grpc
+	}
+	return &serverError{server: server, timeout: cm.timeout, err: err, grpc: cm.grpc != ""}
 }
 
 // describe turns an error into the one line after "aectl: ".
@@ -299,10 +332,19 @@ func describe(cmd string, err error) string {
 	if errors.As(err, &p) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return cmd + ": " + p.Error()
 	}
+	v2msg, isV2 := describeV2(err, se.server, se.grpc)
+	if isV2 && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		if strings.HasPrefix(v2msg, "cannot reach ") {
+			return v2msg
+		}
+		return cmd + ": " + v2msg
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		msg := fmt.Sprintf("%s: no answer from %s within %v (--timeout)", cmd, se.server, se.timeout)
 		if errors.As(err, &p) {
 			msg += "; last answer: " + p.Error()
+		} else if isV2 {
+			msg += "; last answer: " + v2msg
 		}
 		return msg
 	}
@@ -321,7 +363,7 @@ func describe(cmd string, err error) string {
 		}
 		return fmt.Sprintf("%s: talking to %s: %v", cmd, se.server, innermost(ue))
 	}
-	return cmd + ": " + strings.TrimPrefix(err.Error(), "api: ")
+	return cmd + ": " + strings.TrimPrefix(strings.TrimPrefix(err.Error(), "api: "), "oip: ")
 }
 
 // innermost is the last error of a chain: "connection refused" rather than

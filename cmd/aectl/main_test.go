@@ -515,7 +515,7 @@ func TestUsage(t *testing.T) {
 		args []string
 		want string // in stderr
 	}{
-		{nil, "usage: aectl [--server URL] COMMAND"},
+		{nil, "usage: aectl [--server URL] [--v2 | --grpc ADDR] COMMAND"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"--frob", "models"}, "flag provided but not defined: -frob"},
 		{[]string{"encode", "--frob", imgs[0]}, "aectl: encode: flag provided but not defined: -frob\nRun 'aectl encode --help' for usage."},

@@ -235,7 +235,14 @@ func grpcError(err error) error {
 	if p.Detail == "" {
 		msg = p.Kind + ": " + p.Title
 	}
-	return grpcstatus.Error(grpcCode(p.Status), msg)
+	code := grpcCode(p.Status)
+	if p.Kind == kindTimeout {
+		// The deadline passed before a forward pass answered: for gRPC, whose
+		// deadlines travel with the call, that is DeadlineExceeded, not the
+		// overload an Unavailable would suggest.
+		code = codes.DeadlineExceeded
+	}
+	return grpcstatus.Error(code, msg)
 }
 
 // grpcMetrics are the gRPC requests' own (the batchers' are shared).
