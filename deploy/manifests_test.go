@@ -8,7 +8,10 @@ package deploy
 // server itself, with the container's own args parsed by the server's own
 // flag parser), budgets that block evictions, a NetworkPolicy that admits
 // too much, missing limits, a grace period shorter than the drain, and an
-// autoscaler metric that no adapter rule or server metric provides.
+// autoscaler metric that no adapter rule or server metric provides. KServe's
+// objects, whose Go types do not build here, are validated against KServe's
+// CRDs instead, and the predictor pod KServe makes of them is checked as the
+// Deployments' pods are (kserve_test.go).
 
 import (
 	"fmt"
@@ -87,6 +90,8 @@ components: [DEPLOY/components/scale-on-load]
 `,
 		roles:     map[string]server.Role{"aeserve-encoder": server.RoleEncoder, "aeserve-decoder": server.RoleDecoder},
 		hpaMetric: requestRateMetric},
+	// A ServingRuntime and an InferenceService: no Deployment of its own.
+	{name: "kserve", dir: "kserve"},
 }
 
 // adapterRulesFile holds the Prometheus Adapter rule of the scale-on-load
@@ -111,6 +116,7 @@ var manifestChecks = []manifestCheck{
 	{"grace period", checkGracePeriod},
 	{"service monitor", checkServiceMonitors},
 	{"autoscaling", checkAutoscaling},
+	{"kserve", checkKServe},
 }
 
 func TestManifests(t *testing.T) {
@@ -133,13 +139,7 @@ func TestManifests(t *testing.T) {
 // passes for want of looking.
 func TestManifestChecksCatch(t *testing.T) {
 	base, split, scaled := manifestCases[0], manifestCases[1], manifestCases[4]
-	tests := []struct {
-		name   string
-		c      manifestCase
-		check  func(*manifestSet) []string
-		mutate func(*manifestSet)
-		want   string // in one of the problems
-	}{
+	testCatches(t, []catchCase{
 		{"service selects no pod", base, checkSelectors, func(s *manifestSet) {
 			s.services[0].Spec.Selector["app.kubernetes.io/component"] = "encoder"
 		}, "Service aeserve selects no Deployment"},
@@ -305,7 +305,21 @@ func TestManifestChecksCatch(t *testing.T) {
 		{"one replica", base, checkAutoscaling, func(s *manifestSet) {
 			s.hpas[0].Spec.MinReplicas = nil
 		}, "minReplicas 1"},
-	}
+	})
+}
+
+// catchCase breaks a rendered set one way and names the check that must
+// notice.
+type catchCase struct {
+	name   string
+	c      manifestCase
+	check  func(*manifestSet) []string
+	mutate func(*manifestSet)
+	want   string // in one of the problems
+}
+
+func testCatches(t *testing.T, tests []catchCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := loadManifestSet(t, tt.c)
@@ -349,6 +363,26 @@ spec:
   selector: {a: b}
   selector: {c: d}
 `, `"selector" already set`},
+		{"misspelt field in a KServe object", `
+apiVersion: serving.kserve.io/v1alpha1
+kind: ServingRuntime
+metadata: {name: x}
+spec:
+  containers:
+    - name: kserve-container
+      image: x
+      readinessProbe:
+        httpGet: {path: /v2/health/ready, port: 8080}
+        periodSecond: 2
+`, `unknown field "spec.containers[0].readinessProbe.periodSecond"`},
+		{"duplicate field in a KServe object", `
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: x}
+spec:
+  predictor: {minReplicas: 2}
+  predictor: {minReplicas: 3}
+`, `key "predictor" already set`},
 		{"kind no check covers", `
 apiVersion: v1
 kind: Secret
@@ -453,7 +487,9 @@ type manifestSet struct {
 	pdbs         []*policyv1.PodDisruptionBudget
 	monitors     []*monitoringv1.ServiceMonitor
 	policies     []*networkingv1.NetworkPolicy
-	adapterRules []adapterRule // of the scale-on-load component, for every set
+	runtimes     []*servingRuntime   // KServe's
+	isvcs        []*inferenceService // KServe's
+	adapterRules []adapterRule       // of the scale-on-load component, for every set
 }
 
 func loadManifestSet(t *testing.T, c manifestCase) *manifestSet {
@@ -497,8 +533,13 @@ func loadManifestSet(t *testing.T, c manifestCase) *manifestSet {
 	return s
 }
 
-// add decodes one object strictly into its official type.
+// add decodes one object strictly into its official type, or, for KServe's,
+// validates it strictly against KServe's CRD.
 func (s *manifestSet) add(dec runtime.Decoder, data []byte) error {
+	var tm metav1.TypeMeta
+	if err := yaml.Unmarshal(data, &tm); err == nil && strings.HasPrefix(tm.APIVersion, kserveGroup+"/") {
+		return s.addKServe(data)
+	}
 	obj, gvk, err := dec.Decode(data, nil, nil)
 	if err != nil {
 		return err // unknown kind, unknown or repeated field (strict)
@@ -543,6 +584,28 @@ func findNamed[T metav1.Object](objs []T, name string) T {
 		}
 	}
 	panic("no object named " + name)
+}
+
+// workload is a pod the set runs: a Deployment's template, or the
+// predictor pod KServe builds of an InferenceService and its ServingRuntime.
+type workload struct {
+	name string // "Deployment aeserve", "InferenceService aeserve-mnist predictor"
+	spec *corev1.PodSpec
+}
+
+// workloads lists the set's pods. An InferenceService whose predictor KServe
+// could not build is left out: checkKServe reports it.
+func (s *manifestSet) workloads() []workload {
+	var ws []workload
+	for _, d := range s.deployments {
+		ws = append(ws, workload{"Deployment " + d.Name, &d.Spec.Template.Spec})
+	}
+	for _, isvc := range s.isvcs {
+		if p, err := s.predictor(isvc); err == nil {
+			ws = append(ws, workload{"InferenceService " + isvc.Name + " predictor", &p.spec})
+		}
+	}
+	return ws
 }
 
 // selected lists, sorted, the Deployments whose pods sel matches.
@@ -854,11 +917,11 @@ func checkServicePorts(s *manifestSet) []string {
 func checkProbes(s *manifestSet) []string {
 	var ps []string
 	add := func(format string, a ...any) { ps = append(ps, fmt.Sprintf(format, a...)) }
-	for _, d := range s.deployments {
-		spec := &d.Spec.Template.Spec
+	for _, w := range s.workloads() {
+		spec := w.spec
 		for i := range spec.Containers {
 			c := &spec.Containers[i]
-			where := fmt.Sprintf("Deployment %s container %s", d.Name, c.Name)
+			where := fmt.Sprintf("%s container %s", w.name, c.Name)
 			ac, err := parseContainer(c)
 			if err != nil {
 				add("%s: %v", where, err)
@@ -897,8 +960,8 @@ func checkProbes(s *manifestSet) []string {
 				if code := statusOf(h, hg.Path); code == http.StatusNotFound || code == http.StatusMethodNotAllowed {
 					add("%s: %s probe GET %s on port %d: %d %s", where, p.kind, hg.Path, port, code, http.StatusText(code))
 				}
-				if p.kind == "liveness" && strings.HasPrefix(hg.Path, "/readyz") {
-					add("%s: liveness probe checks /readyz: a draining or loading pod would be restarted", where)
+				if p.kind == "liveness" && isReadinessPath(hg.Path) {
+					add("%s: liveness probe checks %s: a draining or loading pod would be restarted", where, hg.Path)
 				}
 				if p.kind == "readiness" {
 					// A draining pod must leave the endpoints before the
@@ -922,20 +985,34 @@ func checkProbes(s *manifestSet) []string {
 	return ps
 }
 
+// isReadinessPath says whether a path answers readiness, which fails while
+// a pod drains or loads: the server's own and the Open Inference Protocol's.
+func isReadinessPath(p string) bool {
+	return strings.HasPrefix(p, "/readyz") || strings.HasPrefix(p, "/v2/health/ready") ||
+		(strings.HasPrefix(p, "/v2/models/") && strings.HasSuffix(p, "/ready"))
+}
+
 func checkArgs(s *manifestSet) []string {
 	var ps []string
 	add := func(format string, a ...any) { ps = append(ps, fmt.Sprintf(format, a...)) }
-	for _, d := range s.deployments {
-		for _, c := range containers(&d.Spec.Template.Spec) {
-			where := fmt.Sprintf("Deployment %s container %s", d.Name, c.Name)
+	for _, w := range s.workloads() {
+		for _, c := range containers(w.spec) {
+			where := fmt.Sprintf("%s container %s", w.name, c.Name)
 			if ref := c.Image; !strings.Contains(ref, "@") &&
 				(!strings.Contains(ref[strings.LastIndex(ref, "/")+1:], ":") || strings.HasSuffix(ref, ":latest")) {
 				add("%s: image %q names no tag or digest (the images entry of the kustomization sets it)", where, ref)
 			}
+			if _, err := parseContainer(c); err != nil {
+				add("%s: %v", where, err)
+			}
+		}
+	}
+	for _, d := range s.deployments {
+		for _, c := range containers(&d.Spec.Template.Spec) {
+			where := fmt.Sprintf("Deployment %s container %s", d.Name, c.Name)
 			ac, err := parseContainer(c)
 			if err != nil {
-				add("%s: %v", where, err)
-				continue
+				continue // reported above
 			}
 			if want, ok := s.c.roles[d.Name]; ok && ac.opts.Role != want {
 				add("%s runs --role %s, want %s", where, ac.opts.Role, want)
@@ -1118,20 +1195,20 @@ func checkNetworkPolicies(s *manifestSet) []string {
 func checkResourcesAndSecurity(s *manifestSet) []string {
 	var ps []string
 	add := func(format string, a ...any) { ps = append(ps, fmt.Sprintf(format, a...)) }
-	for _, d := range s.deployments {
-		spec := &d.Spec.Template.Spec
+	for _, w := range s.workloads() {
+		spec := w.spec
 		psc := ptrOr(spec.SecurityContext, corev1.PodSecurityContext{})
 		if ptrOr(spec.AutomountServiceAccountToken, true) {
-			add("Deployment %s: automountServiceAccountToken is not false; the server never calls the API", d.Name)
+			add("%s: automountServiceAccountToken is not false; the server never calls the API", w.name)
 		}
 		if ptrOr(spec.EnableServiceLinks, true) {
-			add("Deployment %s: enableServiceLinks is not false; service links add AESERVE_* variables, the server's flag prefix", d.Name)
+			add("%s: enableServiceLinks is not false; service links add AESERVE_* variables, the server's flag prefix", w.name)
 		}
 		if spec.HostNetwork || spec.HostPID || spec.HostIPC {
-			add("Deployment %s shares a host namespace", d.Name)
+			add("%s shares a host namespace", w.name)
 		}
 		for _, c := range containers(spec) {
-			where := fmt.Sprintf("Deployment %s container %s", d.Name, c.Name)
+			where := fmt.Sprintf("%s container %s", w.name, c.Name)
 			for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
 				req, hasReq := c.Resources.Requests[r]
 				lim, hasLim := c.Resources.Limits[r]
@@ -1197,19 +1274,19 @@ func checkResourcesAndSecurity(s *manifestSet) []string {
 
 func checkGracePeriod(s *manifestSet) []string {
 	var ps []string
-	for _, d := range s.deployments {
-		grace := ptrOr(d.Spec.Template.Spec.TerminationGracePeriodSeconds, corev1.DefaultTerminationGracePeriodSeconds)
-		for i := range d.Spec.Template.Spec.Containers {
-			c := &d.Spec.Template.Spec.Containers[i]
+	for _, w := range s.workloads() {
+		grace := ptrOr(w.spec.TerminationGracePeriodSeconds, corev1.DefaultTerminationGracePeriodSeconds)
+		for i := range w.spec.Containers {
+			c := &w.spec.Containers[i]
 			ac, err := parseContainer(c)
 			if err != nil {
-				ps = append(ps, fmt.Sprintf("Deployment %s container %s: %v", d.Name, c.Name, err))
+				ps = append(ps, fmt.Sprintf("%s container %s: %v", w.name, c.Name, err))
 				continue
 			}
 			drain, shutdown := ac.opts.Server.DrainDelay, ac.opts.Server.ShutdownTimeout
 			if time.Duration(grace)*time.Second <= drain+shutdown {
-				ps = append(ps, fmt.Sprintf("Deployment %s: terminationGracePeriodSeconds %d is not above --drain-delay %v + --shutdown-timeout %v: "+
-					"container %s would be killed mid-drain", d.Name, grace, drain, shutdown, c.Name))
+				ps = append(ps, fmt.Sprintf("%s: terminationGracePeriodSeconds %d is not above --drain-delay %v + --shutdown-timeout %v: "+
+					"container %s would be killed mid-drain", w.name, grace, drain, shutdown, c.Name))
 			}
 		}
 	}

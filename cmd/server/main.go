@@ -291,9 +291,9 @@ func modelNames(fsys fs.FS) ([]string, error) {
 	}
 	var names []string
 	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
+		// Not e.IsDir(): a model directory may be a symlink (KServe's storage
+		// initializer links file:// and some pvc:// models into /mnt/models),
+		// and Stat follows it.
 		if _, err := fs.Stat(fsys, path.Join(e.Name(), "manifest.json")); err == nil {
 			names = append(names, e.Name())
 		}

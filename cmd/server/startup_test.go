@@ -303,3 +303,17 @@ func TestMetricsAddr(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A model directory may be a symlink, as KServe's storage initializer makes
+// them in /mnt/models: it is served like any other.
+func TestSymlinkedModelDirectory(t *testing.T) {
+	store := weightsDir(t, []string{"dense"})
+	dir := t.TempDir()
+	if err := os.Symlink(filepath.Join(store, "dense"), filepath.Join(dir, "dense")); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, "--weights", dir)
+	if list := r.models(t); len(list.Models) != 1 || list.Models[0].Name != "dense" {
+		t.Errorf("models %+v", list.Models)
+	}
+}
