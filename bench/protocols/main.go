@@ -123,7 +123,9 @@ func run(addr, gaddr, mode, model, data string, n, c int, d, warm time.Duration)
 		if err != nil {
 			return err
 		}
-		send = func(ctx context.Context) error { return post(ctx, addr+"/v2/models/"+model+"/infer", "application/json", b) }
+		send = func(ctx context.Context) error {
+			return post(ctx, addr+"/v2/models/"+model+"/infer", "application/json", b)
+		}
 	case "v2binary":
 		hdr := fmt.Sprintf(`{"inputs":[{"name":"images","shape":[%d,784],"datatype":"FP32","parameters":{"binary_data_size":%d}}],"parameters":{"binary_data_output":true}}`,
 			n, 4*len(px))
@@ -156,7 +158,9 @@ func run(addr, gaddr, mode, model, data string, n, c int, d, warm time.Duration)
 	}
 	el := time.Since(start).Seconds()
 	slices.Sort(lat)
-	q := func(f float64) float64 { return float64(lat[int(math.Min(float64(len(lat)-1), f*float64(len(lat))))].Microseconds()) / 1000 }
+	q := func(f float64) float64 {
+		return float64(lat[int(math.Min(float64(len(lat)-1), f*float64(len(lat))))].Microseconds()) / 1000
+	}
 	fmt.Printf("| %s | %d | %d | %.0f | %.0f | %.1f | %.1f |\n", mode, n, c, float64(len(lat))/el, float64(len(lat)*n)/el, q(0.5), q(0.99))
 	return nil
 }
