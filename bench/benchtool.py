@@ -236,7 +236,7 @@ def cmd_table(results_path, meta_path):
     w = out.append
     w(f"Run {meta['run']} · {meta['date']} · {meta['nproc']} × {meta['cpu']} · load average before: {meta['loadavg_before']}")
     w(f"· each cell: hey -z {meta['duration']} after a {meta['warmup']} warm-up at the same concurrency, keep-alive, one 28×28 digit per request")
-    w(f"· aeserve {meta['git']} (`-tags openblas` unless prebuilt), default flags but `--log-level warn`: access logs off on all three servers")
+    w(f"· aeserve {meta['git']}, default flags but `--log-level warn`: access logs off on all three servers")
     st = meta.get("settings", {})
     w(f"· FastAPI: 1 uvicorn worker, torch threads {st.get('torch_threads', '?')}, inference in the thread pool; "
       f"Node: ONNX Runtime intra-op threads {st.get('node_threads', '?')}, one session.run per request")

@@ -22,6 +22,9 @@ set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$BENCH_DIR")
 DURATION=${DURATION:-10s}
+# The build the container image ships is pure Go (README, Deploy); AESERVE_TAGS=openblas
+# measures the OpenBLAS build instead.
+AESERVE_TAGS=${AESERVE_TAGS-}
 WARMUP=${WARMUP:-2s}
 CONNS=${CONNS:-"1 16 64"}
 SERVERS=${SERVERS:-"go fastapi node"}
@@ -190,13 +193,13 @@ main() {
     cp "$AESERVE_BIN" "$BIN/aeserve"
   elif [[ -n ${AESERVE_REV:-} ]]; then
     # A committed revision, exported without touching the repository (no worktree, no checkout).
-    log "building aeserve $AESERVE_REV (-tags openblas) from git archive"
+    log "building aeserve $AESERVE_REV (tags '$AESERVE_TAGS') from git archive"
     mkdir -p "$RUN/src"
     (cd "$REPO" && git archive "$AESERVE_REV") | tar -x -C "$RUN/src"
-    (cd "$RUN/src" && go build -tags openblas -o "$BIN/aeserve" ./cmd/server)
+    (cd "$RUN/src" && go build -tags "$AESERVE_TAGS" -o "$BIN/aeserve" ./cmd/server)
   else
-    log "building aeserve from the working tree (-tags openblas)"
-    (cd "$REPO" && go build -tags openblas -o "$BIN/aeserve" ./cmd/server)
+    log "building aeserve from the working tree (tags '$AESERVE_TAGS')"
+    (cd "$REPO" && go build -tags "$AESERVE_TAGS" -o "$BIN/aeserve" ./cmd/server)
   fi
   # One snapshot of the weights for all three servers, so a concurrent retrain cannot make
   # them disagree. The Go server wants every model it serves (else it trains on startup).
@@ -252,6 +255,7 @@ main() {
   [[ -z $(cd "$REPO" && git status --porcelain --untracked-files=no) ]] || build+=" + uncommitted changes"
   [[ -z ${AESERVE_REV:-} ]] || build="$(cd "$REPO" && git rev-parse --short "$AESERVE_REV") (git archive of $AESERVE_REV)"
   [[ -z ${AESERVE_BIN:-} ]] || build="prebuilt $AESERVE_BIN"
+  [[ -n ${AESERVE_BIN:-} ]] || build+=" (build tags '${AESERVE_TAGS}': ${AESERVE_TAGS:-pure Go})"
   SETTING_TORCH_THREADS=$TORCH_THREADS SETTING_NODE_THREADS=$NODE_THREADS \
     VERSION_GO=$(go version | cut -d' ' -f3) \
     VERSION_HEY=$(dpkg-query -W -f='${Version}' hey 2>/dev/null || echo '?') \
