@@ -3,9 +3,9 @@ package api_test
 import (
 	"errors"
 	"net/http"
-	"os"
 	"testing"
 
+	"github.com/aeserve/aeserve/internal/mnistdata"
 	"github.com/aeserve/aeserve/api"
 	"github.com/aeserve/aeserve/internal/digit"
 	"github.com/aeserve/aeserve/internal/server"
@@ -22,11 +22,7 @@ func realServer(t *testing.T) *api.Client {
 
 func testDigits(t *testing.T, from, n int) (pngs [][]byte, labels []uint8) {
 	t.Helper()
-	dir := "../../shared/mnist"
-	if _, err := os.Stat(dir); err != nil {
-		dir = "/work/shared/mnist"
-	}
-	set, err := train.Load(dir, "t10k")
+	set, err := train.Load(mnistdata.Must(t), "t10k")
 	if err != nil {
 		t.Fatalf("MNIST test digits are required: %v", err)
 	}

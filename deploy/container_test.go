@@ -23,6 +23,7 @@ import (
 
 	"github.com/aeserve/aeserve/api"
 	"github.com/aeserve/aeserve/internal/digit"
+	"github.com/aeserve/aeserve/internal/mnistdata"
 	"github.com/aeserve/aeserve/internal/model"
 	"github.com/aeserve/aeserve/internal/train"
 	"github.com/aeserve/aeserve/weights"
@@ -488,15 +489,7 @@ func gitOut(t *testing.T, args ...string) string {
 // end of the test set, which the server's own tests do not use.
 func testDigits(t *testing.T, n int) (clean, noisy [][]float32) {
 	t.Helper()
-	var px []float32
-	var count int
-	var err error
-	for _, dir := range mnistDirs() {
-		px, count, err = train.ReadImages(filepath.Join(dir, "t10k-images-idx3-ubyte.gz"))
-		if err == nil {
-			break
-		}
-	}
+	px, count, err := train.ReadImages(mnistdata.File(t, "t10k-images-idx3-ubyte.gz"))
 	if err != nil {
 		t.Fatalf("MNIST test images are required: %v", err)
 	}
@@ -509,14 +502,6 @@ func testDigits(t *testing.T, n int) (clean, noisy [][]float32) {
 		clean, noisy = append(clean, c), append(noisy, nz)
 	}
 	return clean, noisy
-}
-
-func mnistDirs() []string {
-	dirs := []string{filepath.Join("..", "..", "shared", "mnist"), "/work/shared/mnist"}
-	if d := os.Getenv("AESERVE_MNIST"); d != "" {
-		dirs = append([]string{d}, dirs...)
-	}
-	return dirs
 }
 
 func loadModel(t *testing.T, name string) *model.Model {

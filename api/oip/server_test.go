@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	grpcstatus "google.golang.org/grpc/status"
 
+	"github.com/aeserve/aeserve/internal/mnistdata"
 	"github.com/aeserve/aeserve/api"
 	"github.com/aeserve/aeserve/api/oip"
 	"github.com/aeserve/aeserve/internal/digit"
@@ -141,9 +142,10 @@ var (
 func digits(t *testing.T, first, n int) ([]float32, []int) {
 	t.Helper()
 	mnistOnce.Do(func() {
-		dir := "../../../../shared/mnist"
-		if _, err := os.Stat(dir); err != nil {
-			dir = "/work/shared/mnist"
+		dir, _, err := mnistdata.Dir()
+		if err != nil {
+			mnistErr = err
+			return
 		}
 		mnistSet, mnistErr = train.Load(dir, "t10k")
 	})

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aeserve/aeserve/internal/mnistdata"
 	"github.com/aeserve/aeserve/api"
 	"github.com/aeserve/aeserve/internal/digit"
 	"github.com/aeserve/aeserve/internal/model"
@@ -84,9 +85,10 @@ var (
 func testDigit(t *testing.T, i int) ([]byte, int) {
 	t.Helper()
 	mnistOnce.Do(func() {
-		dir := "../../../shared/mnist"
-		if _, err := os.Stat(dir); err != nil {
-			dir = "/work/shared/mnist"
+		dir, _, err := mnistdata.Dir()
+		if err != nil {
+			mnistErr = err
+			return
 		}
 		mnistSet, mnistErr = train.Load(dir, "t10k")
 	})

@@ -572,6 +572,11 @@ func evaluatePCA(res *results, noisy map[float64][]float32) error {
 	defaults := train.Config{}
 	defaults.Defaults()
 	nTrain := all.N - defaults.ValImages // the images training uses
+	if nTrain < 2 {
+		// A training file smaller than the validation split (the subset a
+		// fresh clone's tests use): fit on all of it; the report says how many.
+		nTrain = all.N
+	}
 	if p := res.cfg.pcaTrain; p > 0 && p < nTrain {
 		nTrain = p
 	}

@@ -13,12 +13,21 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aeserve/aeserve/internal/mnistdata"
 	"github.com/aeserve/aeserve/internal/model"
 	"github.com/aeserve/aeserve/internal/train"
 	"github.com/aeserve/aeserve/weights"
 )
 
-var mnist = filepath.Join("..", "..", "..", "shared", "mnist")
+// mnist is where the tests read MNIST: the full set, or the committed subset (the whole test
+// set, and 2,000 training images for the PCA baselines); see internal/mnistdata.
+var mnist = func() string {
+	d, _, err := mnistdata.Dir()
+	if err != nil {
+		return filepath.Join("..", "..", "..", "shared", "mnist") // the tests then report what is missing
+	}
+	return d
+}()
 
 // The shipped conv and denoise weights must meet the quality bar on
 // all 10,000 test images, and evaluating any shipped model again must

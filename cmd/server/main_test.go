@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aeserve/aeserve/internal/mnistdata"
 	"github.com/aeserve/aeserve/weights"
 )
 
@@ -173,10 +174,7 @@ func TestTrainOnStartup(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a model")
 	}
-	data := "../../../shared/mnist"
-	if _, err := os.Stat(filepath.Join(data, "train-images-idx3-ubyte.gz")); err != nil {
-		data = "/work/shared/mnist"
-	}
+	data := mnistdata.Must(t)
 	dir := t.TempDir()
 	copyModel(t, "conv", dir) // only denoise is missing
 	sink := newLogSink()

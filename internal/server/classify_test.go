@@ -5,13 +5,13 @@ import (
 	"math"
 	"math/rand"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/aeserve/aeserve/internal/mnistdata"
 	"github.com/aeserve/aeserve/api"
 	"github.com/aeserve/aeserve/internal/digit"
 	"github.com/aeserve/aeserve/internal/model"
@@ -28,11 +28,12 @@ var (
 func mnistLabel(t testing.TB, i int) int {
 	t.Helper()
 	labelsOnce.Do(func() {
-		path := filepath.Join(filepath.Dir(mnistTest), "t10k-labels-idx1-ubyte.gz")
-		if _, err := os.Stat(path); err != nil {
-			path = "/work/shared/mnist/t10k-labels-idx1-ubyte.gz"
+		dir, _, err := mnistdata.Dir()
+		if err != nil {
+			labelsErr = err
+			return
 		}
-		labels, labelsErr = train.ReadLabels(path)
+		labels, labelsErr = train.ReadLabels(filepath.Join(dir, "t10k-labels-idx1-ubyte.gz"))
 	})
 	if labelsErr != nil {
 		t.Fatalf("MNIST test labels are required: %v", labelsErr)

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/textproto"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -29,6 +28,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/aeserve/aeserve"
+	"github.com/aeserve/aeserve/internal/mnistdata"
 	"github.com/aeserve/aeserve/api"
 	"github.com/aeserve/aeserve/internal/batch"
 	"github.com/aeserve/aeserve/internal/digit"
@@ -37,9 +37,10 @@ import (
 	"github.com/aeserve/aeserve/weights"
 )
 
-// mnistTest is the real MNIST test set the suite draws its digits from. The
-// tests fail rather than skip without it: they are the API's contract.
-const mnistTest = "../../../shared/mnist/t10k-images-idx3-ubyte.gz"
+// mnistTest is the real MNIST test set the suite draws its digits from
+// (internal/mnistdata finds it). The tests fail rather than skip without
+// it: they are the API's contract.
+const mnistTest = "t10k-images-idx3-ubyte.gz"
 
 // guard bounds every wait for a condition. It only expires when something is
 // broken, so it is generous for a loaded 2-core machine running -race.
@@ -64,12 +65,12 @@ var (
 func mnistDigit(t testing.TB, i int) ([]float32, []byte) {
 	t.Helper()
 	digitsOnce.Do(func() {
-		path := mnistTest
-		if _, err := os.Stat(path); err != nil {
-			// The repository may sit elsewhere than beside ../shared.
-			path = filepath.Join("/work/shared/mnist", filepath.Base(mnistTest))
+		dir, _, err := mnistdata.Dir()
+		if err != nil {
+			digitsErr = err
+			return
 		}
-		digitsPx, _, digitsErr = train.ReadImages(path)
+		digitsPx, _, digitsErr = train.ReadImages(filepath.Join(dir, mnistTest))
 	})
 	if digitsErr != nil {
 		t.Fatalf("MNIST test digits are required: %v", digitsErr)

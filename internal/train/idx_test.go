@@ -13,22 +13,30 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/aeserve/aeserve/internal/mnistdata"
 )
 
-// sharedMNIST is the read-only copy of the four MNIST files every machine has. The tests fail
-// rather than skip without it: silently skipping would hide that the real format is untested.
+// sharedMNIST is a directory holding the four original MNIST files, for the tests that check
+// them against their published sums or need all 60,000 training images. Without one they are
+// skipped on a developer's clone, and fail under CI=true (CI has the full set); see
+// internal/mnistdata.
 func sharedMNIST(t testing.TB) string {
 	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "mnist"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := mnistdata.RequireFull(t)
 	for name := range Sums {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 			t.Fatalf("MNIST files are required for these tests (expected in %s): %v", dir, err)
 		}
 	}
 	return dir
+}
+
+// anyMNIST is MNIST as far as the test needs it: the full set, or the subset committed in
+// testdata/mnist (the whole test set and 2,000 training images).
+func anyMNIST(t testing.TB) string {
+	t.Helper()
+	return mnistdata.Must(t)
 }
 
 // The training split takes a few hundred ms to decompress; several tests share one copy.
@@ -136,7 +144,7 @@ func copyFile(t *testing.T, src, dst string) {
 
 // TestRawAndMisnamed checks that the format is detected from the content, not the file name.
 func TestRawAndMisnamed(t *testing.T) {
-	shared := sharedMNIST(t)
+	shared := anyMNIST(t)
 	want, err := Load(shared, "t10k")
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ func shortRun(t *testing.T, noise float64) (*Result, string) {
 	t.Helper()
 	out := t.TempDir()
 	cfg := Config{
-		Name: "tiny", DataDir: sharedMNIST(t), OutDir: out,
+		Name: "tiny", DataDir: anyMNIST(t), OutDir: out,
 		Epochs: 2, BatchSize: 32, LR: 2e-3, Noise: noise, Seed: 3,
 		ValImages: 256, Limit: 512, TestLimit: 128, Log: zerolog.Nop(),
 	}
@@ -68,7 +68,7 @@ func TestTrainingIsReproducible(t *testing.T) {
 }
 
 func TestEvaluateScoresIdentityAndNoise(t *testing.T) {
-	test, err := Load(sharedMNIST(t), "t10k")
+	test, err := Load(anyMNIST(t), "t10k")
 	if err != nil {
 		t.Fatal(err)
 	}
