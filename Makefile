@@ -19,7 +19,8 @@ bench:          ## kernels and batcher benchmarks
 MODELS ?= conv denoise dense deep sparse sparse-unpenalised contractive contractive-unpenalised classifier
 
 train:          ## REPLACES the shipped weights in weights/ by retraining every model (MODELS=...; needs libopenblas-dev)
-	for m in $(MODELS); do GOMAXPROCS=1 go run $(GOFLAGS_FAST) ./cmd/train --model $$m --data $(MNIST) --out weights || exit 1; done
+	@echo "make train replaces the shipped weights in weights/ (MODELS=$(MODELS)); the next build serves what it trains"
+	for m in $(MODELS); do GOMAXPROCS=1 go run $(GOFLAGS_FAST) ./cmd/train --model $$m --data $(MNIST) --out weights --force || exit 1; done
 
 eval:           ## quality table and docs/report/ on the 10,000 MNIST test images
 	go run ./cmd/eval --data $(MNIST)

@@ -100,11 +100,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Str("go", runtime.Version()).Int("gomaxprocs", runtime.GOMAXPROCS(0)).
 		Str("addr", o.Addr).Str("metrics_addr", o.MetricsAddr).Str("grpc_addr", o.GRPCAddr).Str("role", string(o.Role)).
 		Strs("models", o.Models).Str("weights", weightsName(o.Weights)).
-		Int("max_batch", c.Batch.MaxBatch).Dur("max_wait", c.Batch.MaxWait).
+		Int("max_batch", c.Batch.MaxBatch).Stringer("max_wait", c.Batch.MaxWait).
 		Int("queue_size", c.Batch.QueueSize).Int("workers", c.Batch.Workers).
 		Int64("max_body_bytes", c.MaxBodyBytes).Int("max_images", c.MaxImages).Int("max_pixels", c.MaxPixels).
 		Int("max_request_pixels", c.MaxRequestPixels).
-		Dur("request_timeout", c.RequestTimeout).Msg("starting")
+		Stringer("request_timeout", c.RequestTimeout).Stringer("drain_delay", c.DrainDelay).Stringer("shutdown_timeout", c.ShutdownTimeout).Msg("starting")
 
 	// Weights that exist are checked, and what is missing is judged, before
 	// anything listens: a corrupt file or a model that cannot be had must
@@ -334,6 +334,6 @@ func trainModel(ctx context.Context, o *config.Options, name string, s *server.S
 		return nil, fmt.Errorf("training %s on startup: %w", name, err)
 	}
 	log.Info().Str("model", name).Str("fingerprint", res.Model.Fingerprint.String()).
-		Dur("took", time.Since(start)).Msg("trained on startup")
+		Stringer("took", time.Since(start).Round(time.Second)).Msg("trained on startup")
 	return res.Model, nil
 }

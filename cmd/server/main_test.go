@@ -131,6 +131,17 @@ func TestRunServesAndStops(t *testing.T) {
 			t.Errorf("no %q log line", msg)
 		}
 	}
+	// Durations are logged as durations, with their unit.
+	for _, l := range sink.lines {
+		if l["message"] != "starting" {
+			continue
+		}
+		for _, k := range []string{"max_wait", "request_timeout", "drain_delay", "shutdown_timeout"} {
+			if v, ok := l[k].(string); !ok || !strings.ContainsAny(v, "smh") {
+				t.Errorf("starting: %s = %v, want a duration with its unit", k, l[k])
+			}
+		}
+	}
 }
 
 func copyModel(t *testing.T, name, dst string) {

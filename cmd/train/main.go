@@ -32,6 +32,7 @@ func run() error {
 		download = flag.Bool("download", false, "download MNIST into --data if it is missing (checked against built-in SHA-256 sums)")
 		mirror   = flag.String("mirror", train.DefaultMirror, "MNIST mirror URL used by --download")
 		out      = flag.String("out", "weights", "weights root directory; the model is written to OUT/MODEL")
+		force    = flag.Bool("force", false, "replace OUT/MODEL if it exists (for the repository's weights/: the shipped weights)")
 		epochs   = flag.Int("epochs", 0, "epochs (0: the preset's)")
 		batch    = flag.Int("batch", 0, "batch size (0: the preset's)")
 		lr       = flag.Float64("lr", 0, "Adam learning rate (0: the preset's)")
@@ -78,7 +79,7 @@ func run() error {
 			*o.dst = o.v
 		}
 	}
-	cfg.Limit, cfg.DataDir, cfg.OutDir, cfg.Log = *limit, *data, *out, log
+	cfg.Limit, cfg.DataDir, cfg.OutDir, cfg.Log, cfg.Force = *limit, *data, *out, log, *force
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -178,6 +178,6 @@ func (s *Server) ServeAll(ctx context.Context, l Listeners) error {
 	if err != nil {
 		ev = s.log.Error().Err(err)
 	}
-	ev.Dur("took", time.Since(start)).Msg("shut down")
+	ev.Stringer("took", time.Since(start).Round(time.Millisecond)).Msg("shut down")
 	return err
 }

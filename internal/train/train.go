@@ -36,7 +36,10 @@ type Config struct {
 	Limit       int             // if > 0, use only this many training images (tests, smoke runs)
 	TestLimit   int             // if > 0, evaluate on only this many test images
 	LogEvery    int             // steps between progress lines
-	Log         zerolog.Logger
+	// Force lets a run replace a model already in OutDir; without it a run
+	// refuses, so that retraining never silently replaces shipped weights.
+	Force bool
+	Log   zerolog.Logger
 }
 
 // Defaults fills unset fields with the classic tutorial's settings.
@@ -61,6 +64,9 @@ func (c *Config) Defaults() {
 	}
 }
 
+// ErrExists is a run refused because its output directory already holds the model.
+var ErrExists = errors.New("model exists")
+
 // EvalNoiseSeed fixes the test-set noise so every evaluation of a denoiser
 // scores the same noisy inputs.
 const EvalNoiseSeed = 20261125
@@ -82,6 +88,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cfg.Defaults()
 	arch := cfg.Arch
 	log := cfg.Log.With().Str("model", cfg.Name).Logger()
+	if existing := filepath.Join(cfg.OutDir, cfg.Name, "manifest.json"); !cfg.Force {
+		if _, err := os.Stat(existing); err == nil {
+			return nil, fmt.Errorf("%w: %s holds model %s already; pass --force to replace it, or --out another directory",
+				ErrExists, filepath.Join(cfg.OutDir, cfg.Name), cfg.Name)
+		}
+	}
 	all, err := Load(cfg.DataDir, "train")
 	if err != nil {
 		return nil, err

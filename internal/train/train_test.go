@@ -3,9 +3,11 @@ package train
 import (
 	"bytes"
 	"context"
+	"errors"
 	"image/png"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -84,5 +86,43 @@ func TestEvaluateScoresIdentityAndNoise(t *testing.T) {
 	// The reference: noise factor 0.5 leaves the noisy input at about 9.4 dB.
 	if met.NoisyPSNR < 9.0 || met.NoisyPSNR > 9.8 || met.TestImages != 64 {
 		t.Fatalf("noisy input PSNR %.2f dB over %d images, want ≈ 9.4", met.NoisyPSNR, met.TestImages)
+	}
+}
+
+// A run never silently replaces a model: the shipped weights are one
+// "--out weights" away.
+func TestRunRefusesToReplaceAModel(t *testing.T) {
+	_, out := shortRun(t, 0)
+	cfg := Config{Name: "tiny", DataDir: anyMNIST(t), OutDir: out, Epochs: 1, BatchSize: 32, ValImages: 256, Limit: 64,
+		TestLimit: 32, Log: zerolog.Nop()}
+	if _, err := Run(context.Background(), cfg); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("second run into the same directory: %v, want ErrExists naming --force", err)
+	}
+	cfg.Force = true
+	if _, err := Run(context.Background(), cfg); err != nil {
+		t.Fatalf("with Force: %v", err)
+	}
+}
+
+// Noise figures belong to models trained on noise: a clean model's manifest
+// and log say nothing of a noisy input it never had.
+func TestNoiseFiguresOnlyForNoisyModels(t *testing.T) {
+	for _, noise := range []float64{0, 0.5} {
+		var logs bytes.Buffer
+		out := t.TempDir()
+		cfg := Config{Name: "tiny", DataDir: anyMNIST(t), OutDir: out, Epochs: 1, BatchSize: 32, Noise: noise, Seed: 3,
+			ValImages: 128, Limit: 128, TestLimit: 64, Log: zerolog.New(&logs)}
+		if _, err := Run(context.Background(), cfg); err != nil {
+			t.Fatal(err)
+		}
+		manifest, err := os.ReadFile(filepath.Join(out, "tiny", "manifest.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for what, text := range map[string]string{"manifest": string(manifest), "log": logs.String()} {
+			if has := strings.Contains(text, "noisy_psnr_db"); has != (noise > 0) {
+				t.Errorf("noise %v: the %s mentions noisy_psnr_db: %v", noise, what, has)
+			}
+		}
 	}
 }
