@@ -82,8 +82,16 @@ type autoResult struct {
 	filters            *filters
 	sparsity           *evaluate.Sparsity
 	jac                *evaluate.Jacobian
-	jacNote            string // why there is no Jacobian figure
+	jacNote            string                   // why there is no Jacobian figure
+	scores             *model.ScoreDistribution // on the clean test digits
+	auc                map[string][2]float64    // ROC AUC (MSE, BCE) of digits against each non-digit kind, and "all"
 }
+
+// Anomaly scores: how many non-digits of each kind, and their seed.
+const (
+	nonDigitsPerKind = 1000
+	nonDigitsSeed    = 20261201
+)
 
 type pcaResult struct {
 	k                  int
@@ -377,6 +385,9 @@ func evaluateAuto(cfg config, m *model.Model, test *train.Set, noisy map[float64
 		return nil, err
 	}
 	a.clean = evaluate.Score(out, test.Images, n)
+	if err := a.anomaly(full, test.Images, out, n); err != nil {
+		return nil, err
+	}
 	if cls != nil {
 		if a.accClean, err = cls.accuracy(out); err != nil {
 			return nil, err
@@ -613,5 +624,36 @@ func evaluatePCA(res *results, noisy map[float64][]float32) error {
 		}
 	}
 	res.cfg.logf("PCA: %v scored (%s)", ks, time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// anomaly scores every clean test digit's reconstruction error (its
+// distribution goes in the manifest with --write-scores) and tells digits
+// from drawn non-digits by it: the ROC AUC of each score, per kind.
+func (a *autoResult) anomaly(full *model.Runner, images, out []float32, n int) error {
+	digits := quality.Scores(images, out, n, model.ImageLen)
+	mse, bce := make([]float64, n), make([]float64, n)
+	for i, s := range digits {
+		mse[i], bce[i] = s.MSE, s.BCE
+	}
+	others, kinds := evaluate.NonDigits(nonDigitsPerKind, nonDigitsSeed)
+	no := len(kinds)
+	oout, err := full.Run(others, no)
+	if err != nil {
+		return err
+	}
+	byKind := map[string][2][]float64{}
+	for i, s := range quality.Scores(others, oout, no, model.ImageLen) {
+		for _, k := range []string{kinds[i], "all"} {
+			v := byKind[k]
+			v[0], v[1] = append(v[0], s.MSE), append(v[1], s.BCE)
+			byKind[k] = v
+		}
+	}
+	a.auc = map[string][2]float64{}
+	for k, v := range byKind {
+		a.auc[k] = [2]float64{quality.ROCAUC(mse, v[0]), quality.ROCAUC(bce, v[1])}
+	}
+	a.scores = &model.ScoreDistribution{Images: n, MSE: quality.PercentilesOf(mse), BCE: quality.PercentilesOf(bce)}
 	return nil
 }

@@ -23,6 +23,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/aeserve/aeserve/internal/model"
 )
 
 func main() {
@@ -44,6 +46,7 @@ func run(args []string, out, log io.Writer) error {
 	fl.StringVar(&cfg.report, "report", "docs/report", `directory for evaluation-report.md and its PNGs ("": write no report)`)
 	fl.IntVar(&cfg.limit, "limit", 0, "evaluate on only the first N test images (0: all 10,000)")
 	fl.IntVar(&cfg.pcaTrain, "pca-train", 0, "fit PCA on only the first N training images (0: the 54,000 that training uses)")
+	writeScores := fl.String("write-scores", "", "write each autoencoder's score distribution on the test digits into the manifests of this weights directory (e.g. weights)")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "usage: eval [flags]\n\n%s\n\nflags:\n", strings.TrimSpace(usageText))
 		fl.PrintDefaults()
@@ -71,6 +74,17 @@ func run(args []string, out, log io.Writer) error {
 	}
 	if err := writeTables(out, res); err != nil {
 		return err
+	}
+	if *writeScores != "" {
+		if cfg.limit > 0 {
+			return errors.New("--write-scores needs every test image: drop --limit")
+		}
+		for _, a := range res.auto {
+			if err := model.UpdateManifest(*writeScores, a.m.Name, func(m *model.Manifest) { m.Metrics.Scores = a.scores }); err != nil {
+				return fmt.Errorf("--write-scores: %w", err)
+			}
+		}
+		fmt.Fprintf(log, "eval: wrote the score distributions into %s\n", *writeScores)
 	}
 	if cfg.report != "" {
 		if err := writeReport(cfg.report, res); err != nil {

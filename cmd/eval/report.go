@@ -31,6 +31,7 @@ var sections = []string{
 	"## Classification",
 	"## Sparsity",
 	"## Jacobian",
+	"## Anomaly scores",
 	"## Sample grids",
 	"## Loss curves",
 	"## First-layer filters",
@@ -181,6 +182,7 @@ func (r *reportWriter) markdown() (string, error) {
 	r.classification()
 	r.sparsity()
 	r.jacobian()
+	r.anomalies()
 	if err := r.grids(); err != nil {
 		return "", err
 	}
@@ -375,9 +377,28 @@ func (r *reportWriter) jacobian() {
 	r.printf("\n")
 }
 
-func (r *reportWriter) grids() error {
+func (r *reportWriter) anomalies() {
 	res := r.res
 	r.printf("%s\n\n", sections[6])
+	if len(res.auto) == 0 {
+		r.printf("No autoencoder among the models evaluated.\n\n")
+		return
+	}
+	r.printf("Every reconstruction and denoise answers each image's reconstruction error, its MSE and BCE against the input (headers, or fields in JSON), and `POST /v1/score` answers them alone: a digit like the training digits reconstructs well, anything else does not. Here each autoencoder's error on the %s clean test digits against %s drawn non-digits of each kind (uniform noise at random densities; rectangles, rings, crosses and grids of dots; capital letters that no digit resembles, stroked as MNIST digits are; seed %d): the ROC AUC of each score (1 = every non-digit scores above every digit, 0.5 = no better than chance), and the test digits' percentiles, which `GET /v1/models/{name}` gives as `metrics.scores` to set a threshold by.\n\n",
+		thousands(res.test.N), thousands(nonDigitsPerKind), nonDigitsSeed)
+	r.printf("| model | AUC, noise | AUC, shapes | AUC, letters | AUC, all (MSE) | AUC, all (BCE) | test digits' MSE p50 | p99 | p99.9 |\n")
+	r.printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, a := range res.auto {
+		r.printf("| %s | %.4f | %.4f | %.4f | %.4f | %.4f | %.5f | %.5f | %.5f |\n", a.m.Name,
+			a.auc[evaluate.KindNoise][0], a.auc[evaluate.KindShapes][0], a.auc[evaluate.KindLetters][0], a.auc["all"][0], a.auc["all"][1],
+			a.scores.MSE.P50, a.scores.MSE.P99, a.scores.MSE.P999)
+	}
+	r.printf("\n")
+}
+
+func (r *reportWriter) grids() error {
+	res := r.res
+	r.printf("%s\n\n", sections[7])
 	g := min(gridDigits, res.test.N)
 	r.printf("The first %d test digits: the original, the noisy input for a model trained on noise (at its training factor, the same noisy digits for every such model), and the model's output.\n\n", g)
 	for _, a := range res.auto {
@@ -396,7 +417,7 @@ func (r *reportWriter) grids() error {
 
 func (r *reportWriter) lossCurves() error {
 	res := r.res
-	r.printf("%s\n\n", sections[7])
+	r.printf("%s\n\n", sections[8])
 	r.printf("Per epoch of training: the training objective in blue (with its penalty, for a penalised model; the mean over the epoch's steps) and the validation loss in orange (an autoencoder's BCE, a classifier's cross-entropy, on the 6,000 held-out training images). Drawn by training beside the weights and linked from there; a curve training did not leave on disk is drawn here from the manifest's losses.\n\n")
 	var cells [][2]string
 	var models []*model.Model
@@ -502,7 +523,7 @@ func (r *reportWriter) imageTable(cells [][2]string) {
 
 func (r *reportWriter) filters() error {
 	res := r.res
-	r.printf("%s\n\n", sections[8])
+	r.printf("%s\n\n", sections[9])
 	r.printf("What each model's first layer looks for, each filter min-max normalised on its own (black: its most negative weight, white: its most positive): for a convolution its kernels, enlarged; for a dense encoder the weights from the 784 pixels to each unit of its first layer, as a 28×28 image (the encoder's filters rather than the decoder's basis images, so that every model shows what it responds to).\n\n")
 	type item struct {
 		name string
@@ -534,7 +555,7 @@ func (r *reportWriter) filters() error {
 
 func (r *reportWriter) codeSpaces() error {
 	res := r.res
-	r.printf("%s\n\n", sections[9])
+	r.printf("%s\n\n", sections[10])
 	r.printf("The codes of the first %s test digits projected onto their own first two principal components (a PCA of each model's codes; for a convolutional code, of its flattened numbers), coloured by the digit's label. The share of the codes' variance each axis explains is under the model's name.\n\n", thousands(min(res.test.N, viewDigits)))
 	var cells [][2]string
 	for _, a := range res.auto {

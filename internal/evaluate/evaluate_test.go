@@ -253,3 +253,36 @@ func TestCodeView(t *testing.T) {
 		t.Error("one code accepted")
 	}
 }
+
+// The non-digits are what they claim: three kinds, n of each, white on
+// black in [0, 1] with some ink and not the whole square lit, and the same
+// for the same seed.
+func TestNonDigits(t *testing.T) {
+	images, kinds := NonDigits(50, 7)
+	again, _ := NonDigits(50, 7)
+	if len(kinds) != 150 || len(images) != 150*784 {
+		t.Fatalf("%d kinds, %d pixels", len(kinds), len(images))
+	}
+	count := map[string]int{}
+	for i, k := range kinds {
+		count[k]++
+		var ink float64
+		for _, v := range images[i*784 : (i+1)*784] {
+			if v < 0 || v > 1 {
+				t.Fatalf("image %d: value %v", i, v)
+			}
+			ink += float64(v)
+		}
+		if mean := ink / 784; mean <= 0.01 || mean >= 0.6 {
+			t.Errorf("image %d (%s): mean brightness %.3f", i, k, mean)
+		}
+	}
+	if count[KindNoise] != 50 || count[KindShapes] != 50 || count[KindLetters] != 50 {
+		t.Errorf("kinds %v", count)
+	}
+	for i := range images {
+		if images[i] != again[i] {
+			t.Fatal("the same seed drew other images")
+		}
+	}
+}

@@ -16,6 +16,8 @@ import (
 	"slices"
 
 	"gorgonia.org/tensor"
+
+	"github.com/aeserve/aeserve/internal/quality"
 )
 
 // Weights on disk: one directory per model,
@@ -115,6 +117,17 @@ type Metrics struct {
 	NoiseSeed   int64   `json:"noise_seed,omitempty"`
 	Accuracy    float64 `json:"accuracy,omitempty"`
 	CE          float64 `json:"cross_entropy,omitempty"`
+	// Scores is an autoencoder's reconstruction error on the clean test
+	// digits, per image: its distribution, to set an anomaly threshold by.
+	Scores *ScoreDistribution `json:"scores,omitempty"`
+}
+
+// ScoreDistribution is the distribution of per-image reconstruction errors
+// (quality.Scores) over Images clean test digits.
+type ScoreDistribution struct {
+	Images int                 `json:"images"`
+	MSE    quality.Percentiles `json:"mse"`
+	BCE    quality.Percentiles `json:"bce"`
 }
 
 // Fingerprint identifies a model's weights: the first 8 bytes of the
@@ -519,4 +532,32 @@ func FromParams(name string, man Manifest, p Params) (*Model, error) {
 		m.loaded[h] = true
 	}
 	return m, nil
+}
+
+// UpdateManifest rewrites the manifest of model name in dir with change
+// applied, in this build's format, leaving the weights files (and so the
+// fingerprint) as they are; it refuses a manifest that does not load.
+func UpdateManifest(dir, name string, change func(*Manifest)) error {
+	m, err := LoadDir(dir, name)
+	if err != nil {
+		return err
+	}
+	man := m.Manifest
+	change(&man)
+	man.Format, man.Halves = FormatVersion, nil
+	js, err := json.MarshalIndent(man, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(dir, name, "manifest.json"), append(js, '\n')); err != nil {
+		return err
+	}
+	after, err := LoadDir(dir, name)
+	if err != nil {
+		return fmt.Errorf("the updated manifest does not load: %w", err)
+	}
+	if after.Fingerprint != m.Fingerprint {
+		return fmt.Errorf("the updated manifest changed the fingerprint from %s to %s", m.Fingerprint, after.Fingerprint)
+	}
+	return nil
 }

@@ -253,3 +253,42 @@ type tensorDense = tensor.Dense
 func newDense(shape []int, vals []float32) *tensor.Dense {
 	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(vals))
 }
+
+// Format 1 manifests (stages called "halves", no task) still load, with
+// the same fingerprint: weights trained before format 2 keep serving.
+func TestFormat1ManifestLoads(t *testing.T) {
+	dir, _ := savedModel(t)
+	want, err := LoadDir(dir, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "m", "manifest.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := strings.Replace(string(b), `"aeserve-weights/2"`, `"aeserve-weights/1"`, 1)
+	v1 = strings.Replace(v1, `"stages"`, `"halves"`, 1)
+	v1 = strings.Replace(v1, `"task": "autoencoder",`, "", 1)
+	if v1 == string(b) || strings.Contains(v1, `"stages"`) {
+		t.Fatal("the manifest was not turned into format 1")
+	}
+	if err := os.WriteFile(path, []byte(v1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadDir(dir, "m")
+	if err != nil {
+		t.Fatalf("format 1: %v", err)
+	}
+	if got.Fingerprint != want.Fingerprint || got.Arch != ArchConv || !got.Has(Full) {
+		t.Errorf("format 1 loads as %s %v", got.Fingerprint, got.Arch.Name)
+	}
+	// Mixing the two is refused.
+	mixed := strings.Replace(v1, `"aeserve-weights/1"`, `"aeserve-weights/2"`, 1)
+	if err := os.WriteFile(path, []byte(mixed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadDir(dir, "m"); err == nil {
+		t.Error("format 2 with halves loaded")
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/aeserve/aeserve/internal/model"
 	"github.com/aeserve/aeserve/internal/plot"
+	"github.com/aeserve/aeserve/internal/quality"
 )
 
 // Config is one training run.
@@ -263,6 +264,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !classify {
+		if met.Scores, err = ScoreDistribution(m, test); err != nil {
+			return nil, err
+		}
+	}
 	man.Metrics = met
 	man.Training.FinishedAtUTC = time.Now().UTC().Format(time.RFC3339)
 	saved, err := model.Save(cfg.OutDir, man, best)
@@ -387,6 +393,26 @@ func evaluate(m *model.Model, set *Set, noise float64, seed int64, grid *gridRow
 		met.NoiseSeed = seed
 	}
 	return met, nil
+}
+
+// ScoreDistribution runs an autoencoder's full model on a set's clean
+// images and returns the distribution of their reconstruction errors.
+func ScoreDistribution(m *model.Model, set *Set) (*model.ScoreDistribution, error) {
+	r, err := m.NewRunner(model.Full)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	out, err := r.Run(set.Images, set.N)
+	if err != nil {
+		return nil, err
+	}
+	scores := quality.Scores(set.Images, out, set.N, model.ImageLen)
+	mse, bce := make([]float64, len(scores)), make([]float64, len(scores))
+	for i, s := range scores {
+		mse[i], bce[i] = s.MSE, s.BCE
+	}
+	return &model.ScoreDistribution{Images: set.N, MSE: quality.PercentilesOf(mse), BCE: quality.PercentilesOf(bce)}, nil
 }
 
 // evaluateClassifier scores a classifier's accuracy and mean cross-entropy.
