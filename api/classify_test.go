@@ -5,9 +5,9 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/aeserve/aeserve/internal/mnistdata"
 	"github.com/aeserve/aeserve/api"
 	"github.com/aeserve/aeserve/internal/digit"
+	"github.com/aeserve/aeserve/internal/mnistdata"
 	"github.com/aeserve/aeserve/internal/server"
 	"github.com/aeserve/aeserve/internal/train"
 )

@@ -23,9 +23,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aeserve/aeserve/internal/mnistdata"
 	"github.com/aeserve/aeserve/api"
 	"github.com/aeserve/aeserve/internal/digit"
+	"github.com/aeserve/aeserve/internal/mnistdata"
 	"github.com/aeserve/aeserve/internal/model"
 	"github.com/aeserve/aeserve/internal/server"
 	"github.com/aeserve/aeserve/internal/train"

@@ -28,10 +28,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/aeserve/aeserve"
-	"github.com/aeserve/aeserve/internal/mnistdata"
 	"github.com/aeserve/aeserve/api"
 	"github.com/aeserve/aeserve/internal/batch"
 	"github.com/aeserve/aeserve/internal/digit"
+	"github.com/aeserve/aeserve/internal/mnistdata"
 	"github.com/aeserve/aeserve/internal/model"
 	"github.com/aeserve/aeserve/internal/train"
 	"github.com/aeserve/aeserve/weights"
