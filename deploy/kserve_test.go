@@ -536,10 +536,13 @@ func replacePlaceholders(c *corev1.Container, meta metav1.ObjectMeta) error {
 
 // ---- what only KServe reads
 
-// weightsFormats are the manifest formats the server reads: the one it
-// writes, and those of the weights it embeds (each loaded here to prove it).
+// weightsFormats are the manifest formats the server reads, having proved
+// it on the weights it embeds (each loaded here).
 var weightsFormats = sync.OnceValues(func() (map[string]bool, error) {
-	formats := map[string]bool{model.FormatVersion: true}
+	formats := map[string]bool{}
+	for _, f := range model.ReadFormats() {
+		formats[f] = true
+	}
 	entries, err := fs.ReadDir(weights.FS, ".")
 	if err != nil {
 		return nil, err
@@ -548,11 +551,9 @@ var weightsFormats = sync.OnceValues(func() (map[string]bool, error) {
 		if !e.IsDir() {
 			continue
 		}
-		m, err := model.LoadFS(weights.FS, e.Name())
-		if err != nil {
+		if _, err := model.LoadFS(weights.FS, e.Name()); err != nil {
 			return nil, fmt.Errorf("embedded weights %s: %w", e.Name(), err)
 		}
-		formats[m.Manifest.Format] = true
 	}
 	return formats, nil
 })

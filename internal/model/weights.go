@@ -47,6 +47,9 @@ const FormatVersion = "aeserve-weights/2"
 
 const formatV1 = "aeserve-weights/1"
 
+// ReadFormats are the manifest formats this code reads, newest first.
+func ReadFormats() []string { return []string{FormatVersion, formatV1} }
+
 const fileMagic = "AEW1"
 
 // Manifest describes one trained model. Format 2 added task, classes and
