@@ -32,7 +32,14 @@ type Client struct {
 	BaseURL string
 	// HTTP is nil for http.DefaultClient. Set its Timeout, or pass contexts
 	// with deadlines: the server may queue requests for a while under load.
+	// For a server whose certificate the system does not trust, give it a
+	// Transport whose TLSClientConfig has the RootCAs that do.
 	HTTP *http.Client
+	// Token, if not empty, is sent with every request as
+	// "Authorization: Bearer <Token>", for a server run with --auth-tokens
+	// (which answers 401 without it). Use https:// with it beyond loopback:
+	// over http:// anyone on the path can read it.
+	Token string
 
 	// MaxAttempts is how many times a request is sent while the server
 	// answers 503 Service Unavailable (queue full, not ready, shutting down):
@@ -440,6 +447,9 @@ func (c *Client) once(ctx context.Context, method, path string, q url.Values, bo
 	// One type only, so that even a server matching Accept literally picks the
 	// right representation; errors come as problem+json whatever we accept.
 	req.Header.Set("Accept", accept)
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient

@@ -273,12 +273,18 @@ func TestRealProblems(t *testing.T) {
 		t.Errorf("unknown model: %v (%+v)", err, p)
 	}
 
-	// The second image of a batch is not a PNG: the whole batch fails, and
-	// the problem says which image.
-	_, err = c.Reconstruct(ctx, api.ImageOptions{}, pngs[0], []byte("this is not a PNG file at all"), pngs[1])
+	// The second image of a batch is a truncated PNG: the whole batch
+	// fails, and the problem says which image.
+	_, err = c.Reconstruct(ctx, api.ImageOptions{}, pngs[0], pngs[1][:len(pngs[1])/2], pngs[1])
 	p = wantProblem(t, err, http.StatusBadRequest, "malformed")
 	if p.Index == nil || *p.Index != 1 || !strings.HasPrefix(err.Error(), "400 Bad Request: image 1: ") || strings.Contains(err.Error(), "(image 1)") {
 		t.Errorf("bad second image: %v, index %v", err, p.Index)
+	}
+	// Bytes of no image format: 415, naming the formats taken.
+	_, err = c.Reconstruct(ctx, api.ImageOptions{}, pngs[0], []byte("this is not an image at all"))
+	p = wantProblem(t, err, http.StatusUnsupportedMediaType, "unsupported-media-type")
+	if p.Index == nil || *p.Index != 1 || !strings.Contains(err.Error(), "PNG, JPEG or GIF") {
+		t.Errorf("not an image: %v, index %v", err, p.Index)
 	}
 
 	_, err = c.Denoise(ctx, api.ImageOptions{Model: "classifier"}, pngs[0])

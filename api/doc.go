@@ -52,6 +52,12 @@
 // is resent byte for byte. Other errors (a refused connection, a context that
 // ends during a request) are not retried.
 //
+// A server run with --auth-tokens answers 401 (a *Problem of type
+// urn:aeserve:problem:unauthorized) to requests without one of its tokens:
+// set Client.Token and every request carries it as a bearer token. A server
+// run with --tls-cert is reached at https://; if its certificate is not one
+// the system trusts, give Client.HTTP a transport trusting its CA.
+//
 // # Binary latent format
 //
 // A latent is one tensor, [N, …the model's latent shape] for N images

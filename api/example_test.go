@@ -216,7 +216,9 @@ func ExampleProblem() {
 
 	c := &api.Client{BaseURL: url}
 	seven := readFile("testdata/seven.png")
-	_, err := c.Reconstruct(context.Background(), api.ImageOptions{}, seven, []byte("not a PNG"))
+	// The second image is a PNG cut short: the whole batch fails, and the
+	// problem says which image.
+	_, err := c.Reconstruct(context.Background(), api.ImageOptions{}, seven, seven[:len(seven)/2])
 	var p *api.Problem
 	if errors.As(err, &p) {
 		fmt.Println(p.Status, p.Type, "image", *p.Index)

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/aeserve/aeserve/api/inference"
@@ -23,6 +24,9 @@ import (
 //	defer conn.Close()
 //	g := oip.NewGRPCClient(conn)
 //
+// For a server with TLS, dial with credentials.NewTLS instead; for one with
+// --auth-tokens, set Token.
+//
 // A failed call is returned as an *Error holding the status code and
 // message. Unavailable is retried as Client retries a 503 (MaxAttempts,
 // MaxRetryWait; gRPC has no Retry-After, so the wait is always the
@@ -34,6 +38,18 @@ type GRPCClient struct {
 	// MaxAttempts and MaxRetryWait are as Client's.
 	MaxAttempts  int
 	MaxRetryWait time.Duration
+	// Token, if not empty, is sent with every call as the metadata
+	// "authorization: Bearer <Token>" (the server answers Unauthenticated
+	// without it when it runs with --auth-tokens).
+	Token string
+}
+
+// outgoing is ctx carrying the token, if any.
+func (g *GRPCClient) outgoing(ctx context.Context) context.Context {
+	if g.Token == "" {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+g.Token)
 }
 
 // NewGRPCClient is a GRPCClient on conn, with the default retry policy.
@@ -73,6 +89,7 @@ func (g *GRPCClient) call(ctx context.Context, what string, rpc func() error) er
 
 // ServerLive reports whether the server is live.
 func (g *GRPCClient) ServerLive(ctx context.Context) (bool, error) {
+	ctx = g.outgoing(ctx)
 	var r *inference.ServerLiveResponse
 	err := g.call(ctx, "ServerLive", func() (err error) {
 		r, err = g.Service.ServerLive(ctx, &inference.ServerLiveRequest{})
@@ -83,6 +100,7 @@ func (g *GRPCClient) ServerLive(ctx context.Context) (bool, error) {
 
 // ServerReady reports whether the server is ready for inference.
 func (g *GRPCClient) ServerReady(ctx context.Context) (bool, error) {
+	ctx = g.outgoing(ctx)
 	var r *inference.ServerReadyResponse
 	err := g.call(ctx, "ServerReady", func() (err error) {
 		r, err = g.Service.ServerReady(ctx, &inference.ServerReadyRequest{})
@@ -94,6 +112,7 @@ func (g *GRPCClient) ServerReady(ctx context.Context) (bool, error) {
 // ModelReady reports whether a model (at version, if not "") is ready. An
 // unknown model or version is a NotFound *Error.
 func (g *GRPCClient) ModelReady(ctx context.Context, name, version string) (bool, error) {
+	ctx = g.outgoing(ctx)
 	if name == "" {
 		return false, errNoModel
 	}
@@ -107,6 +126,7 @@ func (g *GRPCClient) ModelReady(ctx context.Context, name, version string) (bool
 
 // ServerMetadata is the server's name, version and extensions.
 func (g *GRPCClient) ServerMetadata(ctx context.Context) (*ServerMetadata, error) {
+	ctx = g.outgoing(ctx)
 	var r *inference.ServerMetadataResponse
 	err := g.call(ctx, "ServerMetadata", func() (err error) {
 		r, err = g.Service.ServerMetadata(ctx, &inference.ServerMetadataRequest{})
@@ -121,6 +141,7 @@ func (g *GRPCClient) ServerMetadata(ctx context.Context) (*ServerMetadata, error
 // ModelMetadata describes a model (at version, if not ""). An unknown model
 // or version is a NotFound *Error.
 func (g *GRPCClient) ModelMetadata(ctx context.Context, name, version string) (*ModelMetadata, error) {
+	ctx = g.outgoing(ctx)
 	if name == "" {
 		return nil, errNoModel
 	}
@@ -146,6 +167,7 @@ func (g *GRPCClient) ModelMetadata(ctx context.Context, name, version string) (*
 // opts say, raw_input_contents and raw_output_contents; the response is the
 // same, and the same as Client's. The request is not modified.
 func (g *GRPCClient) Infer(ctx context.Context, name string, req *InferRequest, opts InferOptions) (*InferResponse, error) {
+	ctx = g.outgoing(ctx)
 	if name == "" {
 		return nil, errNoModel
 	}

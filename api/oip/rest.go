@@ -28,6 +28,9 @@ type Client struct {
 	BaseURL string
 	// HTTP is nil for http.DefaultClient.
 	HTTP *http.Client
+	// Token, if not empty, is sent with every request as
+	// "Authorization: Bearer <Token>" (as api.Client's).
+	Token string
 
 	// MaxAttempts is how many times a request is sent while the server
 	// answers 503: 0 means api.DefaultMaxAttempts, 1 never retries.
@@ -437,6 +440,9 @@ func (c *Client) once(ctx context.Context, method, path string, body []byte, cty
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	hc := c.HTTP
 	if hc == nil {

@@ -12,25 +12,35 @@
 // The server is --server URL, or $AECTL_SERVER, or http://localhost:8080.
 // With --v2 every command speaks the Open Inference Protocol (V2) instead of
 // /v1, over REST at --server or, with --grpc ADDR, over gRPC; it reads and
-// writes the same files (see v2.go). A file argument of - is stdin, and -o -
+// writes the same files (see v2.go). For a server run with --auth-tokens,
+// --token (or $AECTL_TOKEN, or --token-file) is sent as a bearer token; an
+// https:// server is checked against the system's roots, or --ca's, as is
+// gRPC with --grpc-tls. A file argument of - is stdin, and -o -
 // (or no -o) is stdout. Every command has --help. Exit status: 0 on success,
 // 1 when the server, the network or a file fails (with a one-line message on
 // stderr), 2 for a usage error.
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/aeserve/aeserve/api"
+	"github.com/aeserve/aeserve/api/oip"
 )
 
 func main() {
@@ -40,6 +50,7 @@ func main() {
 // Defaults of the flags every command takes.
 const (
 	envServer      = "AECTL_SERVER"
+	envToken       = "AECTL_TOKEN"
 	defaultServer  = "http://localhost:8080"
 	defaultTimeout = time.Minute
 )
@@ -62,9 +73,9 @@ var _ service = (*api.Client)(nil)
 // newService connects the commands to the server as the common flags say.
 func newService(cm *common) (service, error) {
 	if cm.v2 || cm.grpc != "" {
-		return newV2Service(cm.server, cm.grpc)
+		return newV2Service(cm)
 	}
-	return &api.Client{BaseURL: cm.server}, nil
+	return &api.Client{BaseURL: cm.server, HTTP: cm.http, Token: cm.token}, nil
 }
 
 // env is the outside world of one run.
@@ -74,6 +85,11 @@ type env struct {
 	server         string // --server given before the command, or the environment's, or the default
 	v2             bool   // --v2 given before the command
 	grpc           string // --grpc given before the command
+	// --token, --token-file, --ca and --grpc-tls given before the command
+	// (the token may be the environment's: tokenFromEnv).
+	token, tokenFile, ca string
+	tokenFromEnv         bool
+	grpcTLS              bool
 }
 
 // command is one subcommand: its help, its flags and what it does.
@@ -114,13 +130,26 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	if s := getenv(envServer); s != "" {
 		e.server = s
 	}
-	// Flags before the command: only --server, --v2, --grpc, and help.
+	if t := getenv(envToken); t != "" {
+		e.token, e.tokenFromEnv = t, true
+	}
+	// Flags before the command: only the common ones, and help.
 	top := flag.NewFlagSet("aectl", flag.ContinueOnError)
 	top.SetOutput(io.Discard)
 	top.StringVar(&e.server, "server", e.server, "")
 	top.BoolVar(&e.v2, "v2", false, "")
 	top.StringVar(&e.grpc, "grpc", "", "")
-	if err := top.Parse(args); err != nil {
+	top.StringVar(&e.token, "token", e.token, "")
+	top.StringVar(&e.tokenFile, "token-file", "", "")
+	top.StringVar(&e.ca, "ca", "", "")
+	top.BoolVar(&e.grpcTLS, "grpc-tls", false, "")
+	err := top.Parse(args)
+	top.Visit(func(f *flag.Flag) {
+		if f.Name == "token" {
+			e.tokenFromEnv = false
+		}
+	})
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage(stdout)
 			return 0
@@ -144,7 +173,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 		printUsage(stderr)
 		return 2
 	}
-	err := c.run(e, args)
+	err = c.run(e, args)
 	var ue *usageError
 	switch {
 	case err == nil:
@@ -185,6 +214,7 @@ as in MNIST) into latent codes, decodes latents back into digits, reconstructs,
 denoises and classifies digits, and lists the server's models.
 
 usage: aectl [--server URL] [--v2 | --grpc ADDR] COMMAND [flags] [FILE...]
+       (and [--token TOKEN | --token-file FILE] [--ca FILE] [--grpc-tls])
 
 commands:
 `)
@@ -195,15 +225,22 @@ commands:
 
 Every command takes --server URL (default $%s, or %s),
 --v2 to speak the Open Inference Protocol (V2) instead of /v1, --grpc ADDR to
-speak it over gRPC at ADDR (host:port, plaintext), and --timeout. Over V2 the
-commands read and write the same files as over /v1; --server still lists the
-models for models --v2 and finds the model of a binary latent for decode.
+speak it over gRPC at ADDR (host:port, plaintext unless --grpc-tls), and
+--timeout. Over V2 the commands read and write the same files as over /v1;
+--server still lists the models for models --v2 and finds the model of a
+binary latent for decode.
+
+For a server run with --auth-tokens, --token TOKEN (default $%s) or
+--token-file FILE (its first token line) is sent as a bearer token. An
+https:// --server, and gRPC with --grpc-tls, must have a certificate the
+system trusts, or one signed by the PEM certificates of --ca FILE.
+
 A FILE of - is stdin; -o - (or no -o) is stdout.
 Run 'aectl COMMAND --help' for a command's flags and examples.
 
 Exit status: 0 on success, 1 when the server, the network or a file fails,
 2 for a usage error.
-`, "help", envServer, defaultServer)
+`, "help", envServer, defaultServer, envToken)
 }
 
 func (c *command) printUsage(w io.Writer) {
@@ -219,7 +256,7 @@ func (c *command) run(e *env, args []string) error {
 	cm := new(common)
 	fs := c.flagSet(e, cm)
 	do := c.flags(fs)
-	files, err := parse(fs, cm, args)
+	files, err := parse(e, fs, cm, args)
 	if err != nil {
 		return err
 	}
@@ -229,13 +266,20 @@ func (c *command) run(e *env, args []string) error {
 	return do(e, cm, files)
 }
 
-// common holds the flags every command takes.
+// common holds the flags every command takes, and what parse makes of them.
 type common struct {
-	server  string
-	v2      bool
-	grpc    string // host:port of the gRPC listener; implies v2
-	timeout time.Duration
-	svc     service
+	server    string
+	v2        bool
+	grpc      string // host:port of the gRPC listener; implies v2
+	grpcTLS   bool
+	token     string // sent as a bearer token if not empty
+	tokenFile string
+	ca        string // PEM file of the certificates to trust instead of the system's
+	timeout   time.Duration
+
+	http *http.Client // nil: http.DefaultClient
+	tls  *tls.Config  // the client side of HTTPS and gRPC TLS
+	svc  service
 }
 
 // flagSet is a new FlagSet for c with the common flags.
@@ -244,7 +288,11 @@ func (c *command) flagSet(e *env, cm *common) *flag.FlagSet {
 	fs.SetOutput(io.Discard) // run reports errors, and --help goes to stdout
 	fs.StringVar(&cm.server, "server", e.server, "the server's base `URL` (env "+envServer+")")
 	fs.BoolVar(&cm.v2, "v2", e.v2, "speak the Open Inference Protocol (V2) at --server instead of /v1")
-	fs.StringVar(&cm.grpc, "grpc", e.grpc, "speak V2 over gRPC at `ADDR` (host:port, plaintext); implies --v2")
+	fs.StringVar(&cm.grpc, "grpc", e.grpc, "speak V2 over gRPC at `ADDR` (host:port, plaintext unless --grpc-tls); implies --v2")
+	fs.BoolVar(&cm.grpcTLS, "grpc-tls", e.grpcTLS, "speak gRPC over TLS (trusting the system's roots, or --ca's)")
+	fs.StringVar(&cm.token, "token", e.token, "send this bearer `TOKEN`, for a server run with --auth-tokens (env "+envToken+")")
+	fs.StringVar(&cm.tokenFile, "token-file", e.tokenFile, "send the first token line of this `FILE` as the bearer token")
+	fs.StringVar(&cm.ca, "ca", e.ca, "trust the PEM certificates of this `FILE` (instead of the system's) for https:// and --grpc-tls")
 	fs.DurationVar(&cm.timeout, "timeout", defaultTimeout, "give up after this long (0: never)")
 	return fs
 }
@@ -252,7 +300,7 @@ func (c *command) flagSet(e *env, cm *common) *flag.FlagSet {
 // parse parses args with fs, allowing flags after the files
 // (aectl reconstruct a.png b.png -o out/) as well as before, and returns
 // the files. After --, everything is a file.
-func parse(fs *flag.FlagSet, cm *common, args []string) ([]string, error) {
+func parse(e *env, fs *flag.FlagSet, cm *common, args []string) ([]string, error) {
 	var files []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -284,11 +332,69 @@ func parse(fs *flag.FlagSet, cm *common, args []string) ([]string, error) {
 		if host, port, err := net.SplitHostPort(cm.grpc); err != nil || port == "" || strings.ContainsAny(host, "/") {
 			return nil, usagef("--grpc %q: want host:port, such as localhost:8081", cm.grpc)
 		}
+	} else if cm.grpcTLS {
+		return nil, usagef("--grpc-tls needs --grpc ADDR")
+	}
+	if err := cm.credentials(e, fs); err != nil {
+		return nil, err
 	}
 	if cm.svc, err = newService(cm); err != nil {
 		return nil, usagef("--grpc %s: %v", cm.grpc, err)
 	}
 	return files, nil
+}
+
+// credentials reads --token-file and --ca. A --token given as a flag
+// (before or after the command) with --token-file is a usage error;
+// $AECTL_TOKEN gives way to --token-file.
+func (cm *common) credentials(e *env, fs *flag.FlagSet) error {
+	if cm.tokenFile != "" {
+		explicit := cm.token != "" && !(e.tokenFromEnv && cm.token == e.token)
+		fs.Visit(func(f *flag.Flag) {
+			explicit = explicit || f.Name == "token"
+		})
+		if explicit {
+			return usagef("give --token or --token-file, not both")
+		}
+		tok, err := readToken(cm.tokenFile)
+		if err != nil {
+			return err
+		}
+		cm.token = tok
+	}
+	if strings.ContainsAny(cm.token, " \t\r\n") {
+		return usagef("--token: a bearer token has no spaces or line breaks")
+	}
+	if cm.ca != "" {
+		b, err := os.ReadFile(cm.ca)
+		if err != nil {
+			return fmt.Errorf("--ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(b) {
+			return fmt.Errorf("--ca %s: no PEM certificates in it", cm.ca)
+		}
+		cm.tls = &tls.Config{RootCAs: pool}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = cm.tls
+		cm.http = &http.Client{Transport: t}
+	}
+	return nil
+}
+
+// readToken is the first token line of a file: blank lines and lines
+// starting with # are skipped, as in the server's token file.
+func readToken(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if tok := strings.TrimSpace(string(line)); tok != "" && !strings.HasPrefix(tok, "#") {
+			return tok, nil
+		}
+	}
+	return "", fmt.Errorf("--token-file %s holds no token", file)
 }
 
 // context is the command's context: bounded by --timeout.
@@ -322,22 +428,31 @@ func (cm *common) wrap(err error) error {
 	return &serverError{server: server, timeout: cm.timeout, err: err, grpc: cm.grpc != ""}
 }
 
-// describe turns an error into the one line after "aectl: ".
+// describe turns an error into the one line after "aectl: ", with a hint
+// for a server certificate that is not trusted.
 func describe(cmd string, err error) string {
+	msg := describeErr(cmd, err)
+	if strings.Contains(msg, "certificate signed by unknown authority") {
+		msg += " (for a server's own certificate, give its CA with --ca FILE)"
+	}
+	return msg
+}
+
+func describeErr(cmd string, err error) string {
 	var se *serverError
 	if !errors.As(err, &se) {
 		return cmd + ": " + err.Error()
 	}
 	var p *api.Problem
 	if errors.As(err, &p) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-		return cmd + ": " + p.Error()
+		return cmd + ": " + p.Error() + authHint(err)
 	}
 	v2msg, isV2 := describeV2(err, se.server, se.grpc)
 	if isV2 && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		if strings.HasPrefix(v2msg, "cannot reach ") {
 			return v2msg
 		}
-		return cmd + ": " + v2msg
+		return cmd + ": " + v2msg + authHint(err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		msg := fmt.Sprintf("%s: no answer from %s within %v (--timeout)", cmd, se.server, se.timeout)
@@ -364,6 +479,18 @@ func describe(cmd string, err error) string {
 		return fmt.Sprintf("%s: talking to %s: %v", cmd, se.server, innermost(ue))
 	}
 	return cmd + ": " + strings.TrimPrefix(strings.TrimPrefix(err.Error(), "api: "), "oip: ")
+}
+
+// authHint says how to send a token, after a server's 401 (or gRPC's
+// Unauthenticated).
+func authHint(err error) string {
+	var p *api.Problem
+	var e *oip.Error
+	if (errors.As(err, &p) && p.Status == http.StatusUnauthorized) ||
+		(errors.As(err, &e) && (e.Status == http.StatusUnauthorized || e.Code == codes.Unauthenticated)) {
+		return " (give the token with --token, --token-file or $" + envToken + ")"
+	}
+	return ""
 }
 
 // innermost is the last error of a chain: "connection refused" rather than

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/aeserve/aeserve/api"
@@ -72,20 +74,31 @@ var _ service = (*v2Service)(nil)
 // binary is how aectl's tensors travel: exact and compact, both ways.
 var binary = oip.InferOptions{BinaryInputs: true, BinaryOutputs: true}
 
-// newV2Service speaks V2 over REST at server, or over gRPC at grpcAddr if
-// it is not "" (plaintext, as aeserve's gRPC listener serves).
-func newV2Service(server, grpcAddr string) (*v2Service, error) {
-	s := &v2Service{v1: &api.Client{BaseURL: server, MaxAttempts: 1}}
-	if grpcAddr == "" {
-		s.c = &oip.Client{BaseURL: server}
+// newV2Service speaks V2 over REST at --server, or over gRPC at --grpc if
+// given (plaintext, as aeserve's gRPC listener serves without TLS, or TLS
+// with --grpc-tls), with the token if any.
+func newV2Service(cm *common) (*v2Service, error) {
+	s := &v2Service{v1: &api.Client{BaseURL: cm.server, HTTP: cm.http, Token: cm.token, MaxAttempts: 1}}
+	if cm.grpc == "" {
+		s.c = &oip.Client{BaseURL: cm.server, HTTP: cm.http, Token: cm.token}
 		return s, nil
 	}
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	creds := insecure.NewCredentials()
+	if cm.grpcTLS {
+		tc := cm.tls
+		if tc == nil {
+			tc = &tls.Config{} // the system's roots
+		}
+		creds = credentials.NewTLS(tc)
+	}
+	conn, err := grpc.NewClient(cm.grpc, grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxInput)))
 	if err != nil {
 		return nil, err
 	}
-	s.c, s.conn = oip.NewGRPCClient(conn), conn
+	g := oip.NewGRPCClient(conn)
+	g.Token = cm.token
+	s.c, s.conn = g, conn
 	return s, nil
 }
 

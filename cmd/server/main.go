@@ -9,7 +9,8 @@
 // with --role all and MNIST at hand) while /healthz answers and /readyz says
 // 503; weights that are present but corrupt stop the server instead. Exit
 // status: 0 after a clean shutdown, 2 for a usage error (bad flag, unknown
-// model name), 1 for anything else.
+// model name, a TLS certificate and key that do not load, a token file that
+// cannot be read or holds no tokens), 1 for anything else.
 package main
 
 import (
@@ -104,7 +105,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Int("queue_size", c.Batch.QueueSize).Int("workers", c.Batch.Workers).
 		Int64("max_body_bytes", c.MaxBodyBytes).Int("max_images", c.MaxImages).Int("max_pixels", c.MaxPixels).
 		Int("max_request_pixels", c.MaxRequestPixels).
-		Stringer("request_timeout", c.RequestTimeout).Stringer("drain_delay", c.DrainDelay).Stringer("shutdown_timeout", c.ShutdownTimeout).Msg("starting")
+		Stringer("request_timeout", c.RequestTimeout).Stringer("drain_delay", c.DrainDelay).Stringer("shutdown_timeout", c.ShutdownTimeout).
+		Bool("tls", c.TLSCertFile != "").Bool("auth", c.AuthTokensFile != "").Strs("cors_origins", c.CORSOrigins).
+		Msg("starting")
 
 	// Weights that exist are checked, and what is missing is judged, before
 	// anything listens: a corrupt file or a model that cannot be had must

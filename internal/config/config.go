@@ -81,6 +81,25 @@ func (m modelList) Set(v string) error {
 	return nil
 }
 
+// originList is the --cors-origins flag, read by server.ParseCORSOrigins.
+type originList struct{ origins *[]string }
+
+func (f originList) String() string {
+	if f.origins == nil {
+		return ""
+	}
+	return strings.Join(*f.origins, ",")
+}
+
+func (f originList) Set(v string) error {
+	o, err := server.ParseCORSOrigins(v)
+	if err != nil {
+		return err
+	}
+	*f.origins = o
+	return nil
+}
+
 type roleFlag struct{ r *server.Role }
 
 func (f roleFlag) String() string {
@@ -128,9 +147,13 @@ func FlagSet(o *Options, usage io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.Batch.Workers, "workers", server.DefaultWorkers(), "forward-pass workers per model half, each with its own graphs")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "largest request body")
 	fs.IntVar(&c.MaxImages, "max-images", server.DefaultMaxImages, "most images (or latent rows) per request")
-	fs.IntVar(&c.MaxPixels, "max-pixels", server.DefaultMaxPixels, "most pixels an input PNG may declare (fit=true takes any size up to this)")
+	fs.IntVar(&c.MaxPixels, "max-pixels", server.DefaultMaxPixels, "most pixels an input image may declare (fit=true takes any size up to this)")
 	fs.IntVar(&c.MaxRequestPixels, "max-request-pixels", server.DefaultMaxRequestPixels,
-		"most pixels the input PNGs of one request may declare together (checked from their headers before decoding; at least --max-pixels)")
+		"most pixels the input images of one request may declare together (checked from their headers before decoding; at least --max-pixels)")
+	fs.Int64Var(&c.DecodeBudget, "decode-budget", server.DefaultDecodeBudget,
+		"most pixels decoded at once by all requests together, which bounds the memory decoding takes (at least --max-pixels)")
+	fs.DurationVar(&c.DecodeWait, "decode-wait", server.DefaultDecodeWait,
+		"longest an image waits for room in --decode-budget before its request answers 503 with Retry-After")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", server.DefaultRequestTimeout, "deadline of a request, queueing included")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", server.DefaultReadHeaderTimeout, "http.Server ReadHeaderTimeout")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", server.DefaultReadTimeout, "http.Server ReadTimeout")
@@ -140,7 +163,17 @@ func FlagSet(o *Options, usage io.Writer) *flag.FlagSet {
 		"after SIGTERM, keep accepting for this long with /readyz at 503 and every response closing its connection, "+
 			"so load balancers notice and keep-alive clients reconnect (a few seconds behind a load balancer)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "longest wait for in-flight and queued requests on shutdown")
-	fs.StringVar(&o.LogLevel, "log-level", "info", "trace, debug, info, warn or error")
+	fs.StringVar(&c.TLSCertFile, "tls-cert", "",
+		"serve the API and gRPC over TLS with this PEM certificate (chain) `FILE`, with --tls-key; both are read again when "+
+			"either changes (a bad pair then keeps the old one). --metrics-addr stays plain HTTP. Off when empty")
+	fs.StringVar(&c.TLSKeyFile, "tls-key", "", "the PEM private key `FILE` of --tls-cert")
+	fs.StringVar(&c.AuthTokensFile, "auth-tokens", "",
+		"require Authorization: Bearer <token> on /v1, /v2 and gRPC inference, with the tokens of this `FILE` "+
+			"(one a line; blank lines and # comments skipped; read again when it changes). /healthz, /readyz, /metrics, "+
+			"/openapi.yaml, /v2/health/* and gRPC health stay open. Off when empty")
+	fs.Var(originList{&c.CORSOrigins}, "cors-origins",
+		"comma-separated `LIST` of origins (scheme://host[:port]) whose browser pages may call the API (CORS), or * for any page; off when empty")
+	fs.StringVar(&o.LogLevel, "log-level", "info", "trace, debug, info, warn or error (probes and scrapes are logged at debug)")
 	fs.StringVar(&o.DebugAddr, "debug-addr", "",
 		"serve Go's runtime profiles (net/http/pprof, /debug/pprof/) on this separate address, e.g. localhost:6060; off when empty. Never expose it publicly")
 	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
@@ -187,9 +220,16 @@ func parse(args []string, getenv func(string) string, usage io.Writer) (*Options
 	if err := errors.Join(errs...); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
+	if (o.Server.TLSCertFile == "") != (o.Server.TLSKeyFile == "") {
+		return nil, nil, fmt.Errorf("%w: --tls-cert (%s) and --tls-key (%s) go together: give both, or neither",
+			ErrUsage, EnvName("tls-cert"), EnvName("tls-key"))
+	}
 	if o.Server.Batch.MaxWait == 0 {
 		// The server reads 0 as "default"; on the command line it means none.
 		o.Server.Batch.MaxWait = -1
+	}
+	if o.Server.DecodeWait == 0 {
+		o.Server.DecodeWait = -1 // likewise: no wait, 503 at once
 	}
 	o.Server.Role = o.Role
 	return o, fs, nil

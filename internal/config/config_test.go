@@ -40,8 +40,8 @@ func TestPrecedence(t *testing.T) {
 	if !slices.Equal(o.Models, []string{"denoise", "conv"}) {
 		t.Errorf("models %q, want the environment's, in order", o.Models)
 	}
-	if o.Server.MaxRequestPixels != 16_000_000 {
-		t.Errorf("max request pixels %d, want the default 16000000", o.Server.MaxRequestPixels)
+	if o.Server.MaxRequestPixels != server.DefaultMaxRequestPixels {
+		t.Errorf("max request pixels %d, want the default %d", o.Server.MaxRequestPixels, server.DefaultMaxRequestPixels)
 	}
 }
 

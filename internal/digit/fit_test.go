@@ -189,9 +189,14 @@ func TestFitBlank(t *testing.T) {
 		white.Pix[i], grey.Pix[i], faint.Pix[i] = 255, 128, 100
 	}
 	faint.SetGray(20, 20, color.Gray{110}) // 4% contrast: dust, not ink
-	// Dark strokes on a transparent canvas composite to black on black.
+	// A transparent canvas with nothing drawn on it.
 	transparent := image.NewNRGBA(image.Rect(0, 0, 40, 40))
-	transparent.SetNRGBA(20, 20, color.NRGBA{0, 0, 0, 255})
+	for i := range transparent.Pix {
+		transparent.Pix[i] = 0xff
+		if i%4 == 3 {
+			transparent.Pix[i] = 0
+		}
+	}
 	for name, img := range map[string]image.Image{
 		"black":       image.NewGray(image.Rect(0, 0, 40, 40)),
 		"white":       white,

@@ -7,12 +7,14 @@ import (
 	"hash/crc32"
 	"image"
 	"image/color"
+	"image/gif"
 	"testing"
 )
 
-// FuzzDecode: whatever the bytes, Decode returns 784 pixels in [0,1] or an
-// *Error of a known Kind, and never panics. The limit is small so that the
-// fuzzer explores structure rather than inflating big images.
+// FuzzDecode: whatever the bytes (PNG, JPEG, GIF or none), Decode returns
+// 784 pixels in [0,1] or an *Error of a known Kind, and never panics. The
+// limit is small so that the fuzzer explores structure rather than
+// inflating big images.
 func FuzzDecode(f *testing.F) {
 	valid, err := EncodePNG(toFloat(mnistDigits(f, 1)[0]))
 	if err != nil {
@@ -24,8 +26,20 @@ func FuzzDecode(f *testing.F) {
 	pal.SetColorIndex(11, 10, 2)
 	rgba := image.NewNRGBA64(image.Rect(0, 0, 28, 28))
 	rgba.Set(3, 3, color.NRGBA64{65535, 0, 65535, 30000})
+	jpg := encodeJPEG(f, grayImage(28, 28, mnistDigits(f, 1)[0]), 90)
+	// An animation whose first frame covers part of the screen.
+	partial := encodeGIF(f, &gif.GIF{
+		Image:  []*image.Paletted{palettedGrey(10, 12, make([]byte, 120)), palettedGrey(28, 28, mnistDigits(f, 1)[0])},
+		Delay:  []int{1, 1},
+		Config: image.Config{ColorModel: greyPalette, Width: 28, Height: 28},
+	})
 	seeds := [][]byte{
 		valid,
+		jpg,
+		withEXIF(jpg, 6, binary.LittleEndian),
+		encodeJPEG(f, big, 50),
+		encodeGIF(f, &gif.GIF{Image: []*image.Paletted{palettedGrey(28, 28, mnistDigits(f, 1)[0])}, Delay: []int{0}}),
+		partial,
 		encodeImage(f, big),
 		encodeImage(f, pal),
 		encodeImage(f, rgba),
@@ -52,7 +66,7 @@ func FuzzDecode(f *testing.F) {
 		px, err := Decode(data, Limits{MaxPixels: 1 << 16}, Options{Fit: fit})
 		if err != nil {
 			var e *Error
-			if !errors.As(err, &e) || e.Kind < KindMalformed || e.Kind > KindSize || e.Msg == "" {
+			if !errors.As(err, &e) || e.Kind < KindMalformed || e.Kind > KindFormat || e.Msg == "" {
 				t.Fatalf("error %T %v is not a *digit.Error of a known Kind", err, err)
 			}
 			if px != nil {

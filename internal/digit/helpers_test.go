@@ -13,11 +13,9 @@ import (
 	"os"
 	"sync"
 	"testing"
-)
 
-// mnistPath is the shared copy of the MNIST test set; the tests need real
-// handwriting, and a missing file is a broken machine, not a reason to skip.
-const mnistPath = "../../../shared/mnist/t10k-images-idx3-ubyte.gz"
+	"github.com/aeserve/aeserve/internal/mnistdata"
+)
 
 var mnist struct {
 	once sync.Once
@@ -28,8 +26,11 @@ var mnist struct {
 // mnistDigits returns the first n t10k images, 784 bytes each.
 func mnistDigits(t testing.TB, n int) [][]byte {
 	t.Helper()
+	// The tests need real handwriting: the MNIST test set, which a fresh
+	// clone has in testdata (mnistdata finds it).
+	path := mnistdata.File(t, "t10k-images-idx3-ubyte.gz")
 	mnist.once.Do(func() {
-		f, err := os.Open(mnistPath)
+		f, err := os.Open(path)
 		if err != nil {
 			mnist.err = err
 			return
@@ -59,7 +60,7 @@ func mnistDigits(t testing.TB, n int) [][]byte {
 		}
 	})
 	if mnist.err != nil {
-		t.Fatalf("reading MNIST from %s: %v", mnistPath, mnist.err)
+		t.Fatalf("reading MNIST from %s: %v", path, mnist.err)
 	}
 	if n > len(mnist.imgs) {
 		t.Fatalf("want %d MNIST digits, have %d", n, len(mnist.imgs))

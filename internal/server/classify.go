@@ -20,7 +20,7 @@ const (
 // to a CNN"): the denoiser's full model, then the classifier, each through
 // its own batcher.
 func (s *Server) classify(r *http.Request, q query) (*response, error) {
-	fit, err := boolParam(q, "fit")
+	o, err := parseImageOpts(q)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +49,7 @@ func (s *Server) classify(r *http.Request, q query) (*response, error) {
 	if err := checkImageType(r); err != nil {
 		return nil, err
 	}
-	if _, err := mustNegotiate(r, ctJSON); err != nil {
+	if _, err := answerType(r, o, ctJSON); err != nil {
 		return nil, err
 	}
 	cb, err := sv.batcher(model.Classifier)
@@ -61,7 +61,12 @@ func (s *Server) classify(r *http.Request, q query) (*response, error) {
 	if dsv != nil {
 		first, firstHalf = dsv, model.Full
 	}
-	px, n, err := s.readImages(r, first, firstHalf, fit)
+	px, n, err := s.readImages(r, first, firstHalf, o.fit)
+	if err != nil {
+		return nil, err
+	}
+	// The inputs as prepared, before any denoiser sees them.
+	pre, err := s.prepare(r, px, n, o)
 	if err != nil {
 		return nil, err
 	}
@@ -90,11 +95,11 @@ func (s *Server) classify(r *http.Request, q query) (*response, error) {
 		dname, dfp = dsv.name, dsv.fp
 	}
 	if n == 1 {
-		return jsonResponse(api.Classification{Model: sv.name, Fingerprint: sv.fp,
-			Denoiser: dname, DenoiserFingerprint: dfp, Result: results[0]})
+		return pre.with(jsonResponse(classificationAnswer{Classification: api.Classification{Model: sv.name, Fingerprint: sv.fp,
+			Denoiser: dname, DenoiserFingerprint: dfp, Result: results[0]}, Inputs: pre.inputs}))
 	}
-	return jsonResponse(api.Classifications{Model: sv.name, Fingerprint: sv.fp,
-		Denoiser: dname, DenoiserFingerprint: dfp, Results: results})
+	return pre.with(jsonResponse(classificationsAnswer{Classifications: api.Classifications{Model: sv.name, Fingerprint: sv.fp,
+		Denoiser: dname, DenoiserFingerprint: dfp, Results: results}, Inputs: pre.inputs}))
 }
 
 // denoiser resolves denoiser= (or the default) to a served autoencoder

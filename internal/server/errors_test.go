@@ -67,7 +67,8 @@ func TestErrors(t *testing.T) {
 	e := newEnv(t)
 	img := mustPNG(t, 7)
 	two, twoType := multipartBody(t, imageField, img, img)
-	badSecond, badSecondType := multipartBody(t, imageField, img, []byte("not a png"), img)
+	badSecond, badSecondType := multipartBody(t, imageField, img, img[:len(img)-20], img)
+	notImage, notImageType := multipartBody(t, imageField, img, []byte("not an image"), img)
 	wrongField, wrongFieldType := multipartBody(t, "image", img)
 	noFiles, noFilesType := multipartBody(t, imageField)
 
@@ -104,7 +105,7 @@ func TestErrors(t *testing.T) {
 		detail string // substring
 	}{
 		// 400
-		{name: "garbage png", path: "/v1/reconstruct", ctype: ctPNG, body: []byte("garbage"), status: 400, kind: kindMalformed, index: ptr(0)},
+		{name: "corrupt png", path: "/v1/reconstruct", ctype: ctPNG, body: append(bytes.Clone(img[:40]), make([]byte, 200)...), status: 400, kind: kindMalformed, index: ptr(0)},
 		{name: "trailing bytes after IEND", path: "/v1/reconstruct", ctype: ctPNG, body: append(append([]byte(nil), img...), "tail"...), status: 400, kind: kindMalformed, detail: "trailing"},
 		{name: "truncated png", path: "/v1/encode", ctype: ctPNG, body: img[:len(img)-20], status: 400, kind: kindMalformed},
 		{name: "bad image in batch", path: "/v1/reconstruct", ctype: badSecondType, body: badSecond, status: 400, kind: kindMalformed, index: ptr(1), detail: "image 1"},
@@ -143,9 +144,11 @@ func TestErrors(t *testing.T) {
 		{name: "model param disagrees with binary latent", path: "/v1/decode?model=denoise", ctype: ctBinary, body: latentBinary(t, conv), status: 409, kind: kindConflict},
 		// 413
 		{name: "pixel bomb", path: "/v1/reconstruct?fit=true", ctype: ctPNG, body: pixelBomb(100000, 100000), status: 413, kind: kindTooLarge, index: ptr(0)},
-		{name: "pixel bomb in batch", path: "/v1/encode?fit=true", ctype: ctMultipartTest, body: multipartOf(t, img, pixelBomb(5000, 5000)), status: 413, kind: kindTooLarge, index: ptr(1)},
+		{name: "pixel bomb in batch", path: "/v1/encode?fit=true", ctype: ctMultipartTest, body: multipartOf(t, img, pixelBomb(8000, 8000)), status: 413, kind: kindTooLarge, index: ptr(1)},
 		// 415
 		{name: "text body", path: "/v1/reconstruct", ctype: "text/plain", body: []byte("hello"), status: 415, kind: kindMediaType},
+		{name: "garbage png", path: "/v1/reconstruct", ctype: ctPNG, body: []byte("garbage"), status: 415, kind: kindMediaType, index: ptr(0), detail: "PNG, JPEG or GIF"},
+		{name: "not an image in batch", path: "/v1/reconstruct", ctype: notImageType, body: notImage, status: 415, kind: kindMediaType, index: ptr(1), detail: "image 1"},
 		{name: "no content type", path: "/v1/encode", body: img, status: 415, kind: kindMediaType},
 		{name: "png to decode", path: "/v1/decode", ctype: ctPNG, body: img, status: 415, kind: kindMediaType},
 		{name: "latent to reconstruct", path: "/v1/reconstruct", ctype: ctJSON, body: latentJSON(t, conv), status: 415, kind: kindMediaType},

@@ -114,7 +114,7 @@ func (sv *served) supports(op string) error {
 }
 
 func (s *Server) encode(r *http.Request, q query) (*response, error) {
-	fit, err := boolParam(q, "fit")
+	o, err := parseImageOpts(q)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +128,7 @@ func (s *Server) encode(r *http.Request, q query) (*response, error) {
 	if err := checkImageType(r); err != nil {
 		return nil, err
 	}
-	ct, err := mustNegotiate(r, ctJSON, ctBinary)
+	ct, err := answerType(r, o, ctJSON, ctBinary)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +136,11 @@ func (s *Server) encode(r *http.Request, q query) (*response, error) {
 	if err != nil {
 		return nil, err
 	}
-	px, n, err := s.readImages(r, sv, model.Encoder, fit)
+	px, n, err := s.readImages(r, sv, model.Encoder, o.fit)
+	if err != nil {
+		return nil, err
+	}
+	pre, err := s.prepare(r, px, n, o)
 	if err != nil {
 		return nil, err
 	}
@@ -157,9 +161,9 @@ func (s *Server) encode(r *http.Request, q query) (*response, error) {
 		if err != nil {
 			return nil, internal("encoding the binary latent", err)
 		}
-		return &response{contentType: ctBinary, body: body}, nil
+		return pre.with(&response{contentType: ctBinary, body: body}, nil)
 	}
-	return jsonResponse(l)
+	return pre.with(jsonResponse(latentAnswer{Latent: l, Inputs: pre.inputs}))
 }
 
 func (s *Server) reconstruct(r *http.Request, q query) (*response, error) {
@@ -175,7 +179,7 @@ func (s *Server) denoise(r *http.Request, q query) (*response, error) {
 
 // imagesToImages runs the full model (one graph, encoder then decoder).
 func (s *Server) imagesToImages(r *http.Request, q query, def, op string) (*response, error) {
-	fit, err := boolParam(q, "fit")
+	o, err := parseImageOpts(q)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +195,7 @@ func (s *Server) imagesToImages(r *http.Request, q query, def, op string) (*resp
 	}
 	// Checked before the body is read; a batch can only be answered in JSON,
 	// which is checked once the image count is known.
-	ct, err := mustNegotiate(r, ctPNG, ctJSON)
+	ct, err := answerType(r, o, ctPNG, ctJSON)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +203,11 @@ func (s *Server) imagesToImages(r *http.Request, q query, def, op string) (*resp
 	if err != nil {
 		return nil, err
 	}
-	px, n, err := s.readImages(r, sv, model.Full, fit)
+	px, n, err := s.readImages(r, sv, model.Full, o.fit)
+	if err != nil {
+		return nil, err
+	}
+	pre, err := s.prepare(r, px, n, o)
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +221,7 @@ func (s *Server) imagesToImages(r *http.Request, q query, def, op string) (*resp
 	if err != nil {
 		return nil, err
 	}
-	return imagesResponse(sv, y, n, ct)
+	return pre.with(imagesResponse(sv, y, n, ct, pre.inputs))
 }
 
 // latentTypes are the request media types of /v1/decode.
@@ -300,7 +308,7 @@ func (s *Server) decode(r *http.Request, q query) (*response, error) {
 			return nil, atIndex(i, unprocessable("the latent's values are too large to decode: the output is not finite"))
 		}
 	}
-	return imagesResponse(sv, y, n, ct)
+	return imagesResponse(sv, y, n, ct, nil)
 }
 
 func allFinite(v []float32) bool {
@@ -457,8 +465,9 @@ func latentModel(set *modelSet, l *api.Latent) (*served, error) {
 	return nil, conflict("no loaded model has weights with fingerprint %s (have %s)", l.Fingerprint, strings.Join(have, ", "))
 }
 
-// imagesResponse encodes n output images as one PNG or as api.Images.
-func imagesResponse(sv *served, y []float32, n int, ct string) (*response, error) {
+// imagesResponse encodes n output images as one PNG or as api.Images, with
+// the prepared inputs if there are any (include=input).
+func imagesResponse(sv *served, y []float32, n int, ct string, inputs []string) (*response, error) {
 	if ct == ctPNG {
 		b, err := digit.EncodePNG(y)
 		if err != nil {
@@ -466,13 +475,13 @@ func imagesResponse(sv *served, y []float32, n int, ct string) (*response, error
 		}
 		return &response{contentType: ctPNG, body: b}, nil
 	}
-	out := api.Images{Model: sv.name, Fingerprint: sv.fp, Images: make([]string, n)}
+	out := imagesAnswer{Images: api.Images{Model: sv.name, Fingerprint: sv.fp, Images: make([]string, n)}, Inputs: inputs}
 	for i := range n {
 		b, err := digit.EncodePNG(y[i*model.ImageLen : (i+1)*model.ImageLen])
 		if err != nil {
 			return nil, internal(fmt.Sprintf("encoding output PNG %d", i), err)
 		}
-		out.Images[i] = base64.StdEncoding.EncodeToString(b)
+		out.Images.Images[i] = base64.StdEncoding.EncodeToString(b)
 	}
 	return jsonResponse(out)
 }

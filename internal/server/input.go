@@ -2,13 +2,13 @@ package server
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"io"
+	"mime"
 	"mime/multipart"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/aeserve/aeserve/internal/digit"
@@ -18,13 +18,42 @@ import (
 // imageField is the multipart field holding images, one file per part.
 const imageField = "img"
 
+// Image media types besides PNG (negotiate.go has the types the server sends).
+const (
+	ctJPEG = "image/jpeg"
+	ctGIF  = "image/gif"
+)
+
 // imageTypes are the request media types of the image endpoints.
-var imageTypes = []string{ctMultipart, ctPNG}
+var imageTypes = []string{ctMultipart, ctPNG, ctJPEG, ctGIF}
+
+// rawFormats are the image formats a raw body may declare, by media type.
+var rawFormats = map[string]digit.Format{ctPNG: digit.PNG, ctJPEG: digit.JPEG, ctGIF: digit.GIF}
+
+// partFormat is the image format a multipart part declares, if any:
+// browsers and phones label files by their extension, with a few aliases
+// of image/jpeg and image/png besides. A part without one of these types
+// (none, application/octet-stream, anything else) is taken for what its
+// bytes are.
+func partFormat(contentType string) (digit.Format, bool) {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return "", false
+	}
+	switch mt {
+	case "image/jpg", "image/pjpeg":
+		return digit.JPEG, true
+	case "image/x-png":
+		return digit.PNG, true
+	}
+	f, ok := rawFormats[mt]
+	return f, ok
+}
 
 // checkImageType answers 415 before any of the body is read.
 func checkImageType(r *http.Request) error {
 	mt, _ := mediaType(r)
-	if mt != ctMultipart && mt != ctPNG {
+	if !slices.Contains(imageTypes, mt) {
 		return unsupportedMediaType(mt, imageTypes...)
 	}
 	return nil
@@ -50,6 +79,9 @@ func boolParam(q query, name string) (bool, error) {
 // net/http notice a client that hangs up while the request is processed:
 // only once the body is consumed does it watch the connection and cancel
 // the request's context.
+//
+// The buffer grows with what arrives, not with the Content-Length a client
+// declares: a declared 32 MiB must not cost 32 MiB before a byte is sent.
 func readBody(r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -92,12 +124,16 @@ func bodyErr(err error) error {
 // stages, cheapest first, so that the expensive one only runs for requests
 // that can be served:
 //
-//  1. The body is read whole (within MaxBodyBytes) and split into PNGs,
-//     each checked from its header alone: MaxImages, MaxPixels per image,
-//     28×28 unless fit, and MaxRequestPixels for all of them together.
+//  1. The body is read whole (within MaxBodyBytes) and split into images,
+//     each checked from its header alone (digit.ReadHeader): a format the
+//     server reads, the one its Content-Type declares, MaxImages, MaxPixels
+//     per image, 28×28 unless fit, and MaxRequestPixels for all of them
+//     together.
 //  2. The batcher's queue must have room for the images (reserve).
 //  3. Each image is decoded, unless the client has gone away or the
-//     deadline passed, which is checked between images.
+//     deadline passed, which is checked between images, and only once the
+//     process-wide decode budget has room for the pixels its header
+//     declares (see decodeBudget).
 //
 // The first bad image found fails the whole request, naming its index.
 func (s *Server) readImages(r *http.Request, sv *served, h model.Half, fit bool) (px []float32, n int, err error) {
@@ -119,64 +155,82 @@ func (s *Server) readImages(r *http.Request, sv *served, h model.Half, fit bool)
 	return px, len(imgs), nil
 }
 
-// splitImages is stage 1 of readImages: the request's PNGs, each checked
+// upload is one image of a request, checked from its header.
+type upload struct {
+	data []byte
+	head digit.Header
+}
+
+// splitImages is stage 1 of readImages: the request's images, each checked
 // from its header.
-func (s *Server) splitImages(r *http.Request, fit bool) ([][]byte, error) {
+func (s *Server) splitImages(r *http.Request, fit bool) ([]upload, error) {
 	c := declared{s: s, fit: fit}
 	mt, params := mediaType(r)
-	switch mt {
-	case ctPNG:
+	if f, ok := rawFormats[mt]; ok {
 		data, err := readBody(r)
 		if err != nil {
 			return nil, err
 		}
-		if err := c.check(0, data); err != nil {
-			return nil, err
+		if len(data) == 0 {
+			return nil, malformed("the request body is empty: send one image as %s (or several as %s, field %q)",
+				mt, ctMultipart, imageField)
 		}
-		return [][]byte{data}, nil
-	case ctMultipart:
-		boundary := params["boundary"]
-		if boundary == "" {
-			return nil, malformed("multipart/form-data Content-Type without a boundary")
-		}
-		body, err := readBody(r)
+		u, err := c.check(0, data, f, true, "Content-Type "+mt)
 		if err != nil {
 			return nil, err
 		}
-		var imgs [][]byte
-		mr := multipart.NewReader(bytes.NewReader(body), boundary)
-		for {
-			part, err := mr.NextPart()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return nil, malformed("malformed multipart body: %v", err)
-			}
-			if name := part.FormName(); name != imageField {
-				return nil, malformed("unexpected form field %q: send images in field %q", name, imageField)
-			}
-			if len(imgs) == s.cfg.MaxImages {
-				return nil, tooLarge("more than %d images in one request", s.cfg.MaxImages)
-			}
-			data, err := io.ReadAll(part)
-			if err != nil {
-				return nil, malformed("malformed multipart body: %v", err)
-			}
-			if err := c.check(len(imgs), data); err != nil {
-				return nil, err
-			}
-			imgs = append(imgs, data)
-		}
-		if len(imgs) == 0 {
-			return nil, malformed("no images: send one or more PNG files in form field %q", imageField)
-		}
-		return imgs, nil
+		return []upload{u}, nil
 	}
-	return nil, unsupportedMediaType(mt, imageTypes...)
+	if mt != ctMultipart {
+		return nil, unsupportedMediaType(mt, imageTypes...)
+	}
+	boundary := params["boundary"]
+	if boundary == "" {
+		return nil, malformed("multipart/form-data Content-Type without a boundary")
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	var imgs []upload
+	mr := multipart.NewReader(bytes.NewReader(body), boundary)
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, malformed("malformed multipart body: %v", err)
+		}
+		if name := part.FormName(); name != imageField {
+			return nil, malformed("unexpected form field %q: send images in field %q", name, imageField)
+		}
+		if len(imgs) == s.cfg.MaxImages {
+			return nil, tooLarge("more than %d images in one request", s.cfg.MaxImages)
+		}
+		data, err := io.ReadAll(part)
+		if err != nil {
+			return nil, malformed("malformed multipart body: %v", err)
+		}
+		i := len(imgs)
+		if len(data) == 0 {
+			return nil, atIndex(i, malformed("the form part is empty (0 bytes): no image"))
+		}
+		ct := part.Header.Get("Content-Type")
+		f, typed := partFormat(ct)
+		u, err := c.check(i, data, f, typed, "the part's Content-Type "+ct)
+		if err != nil {
+			return nil, err
+		}
+		imgs = append(imgs, u)
+	}
+	if len(imgs) == 0 {
+		return nil, malformed("no images: send one or more PNG, JPEG or GIF files in form field %q", imageField)
+	}
+	return imgs, nil
 }
 
-// declared checks a request's PNGs from their headers, before any is
+// declared checks a request's images from their headers, before any is
 // decoded, and sums the pixels they declare.
 type declared struct {
 	s     *Server
@@ -184,50 +238,32 @@ type declared struct {
 	total int64
 }
 
-func (c *declared) check(i int, data []byte) error {
+// check reads image i's header. want is the format the image was declared
+// as (typed: it was declared at all, by what), which its bytes must be.
+func (c *declared) check(i int, data []byte, want digit.Format, typed bool, by string) (upload, error) {
 	cfg := &c.s.cfg
-	w, h, ok := pngSize(data)
-	if !ok {
-		// Not a PNG header digit.Decode accepts: it says why from the
-		// header alone, without inflating anything.
-		if _, err := digit.Decode(data, digit.Limits{MaxPixels: cfg.MaxPixels}, digit.Options{}); err != nil {
-			return atIndex(i, err)
-		}
-		return nil
+	if f, ok := digit.Sniff(data); ok && typed && f != want {
+		p := problemf(http.StatusUnsupportedMediaType, kindMediaType,
+			"%s says %s, but the bytes are a %s image: declare it as %s", by, want, f, f.MediaType())
+		p.Accept = imageTypes
+		return upload{}, atIndex(i, p)
 	}
-	px := int64(w) * int64(h)
-	if px > int64(cfg.MaxPixels) {
-		return atIndex(i, tooLarge("image is %d×%d = %d pixels, limit is %d", w, h, px, cfg.MaxPixels))
+	// Not an image at all (415), corrupt (400) or too large (413): the
+	// header alone says, without inflating anything.
+	h, err := digit.ReadHeader(data, digit.Limits{MaxPixels: cfg.MaxPixels})
+	if err != nil {
+		return upload{}, atIndex(i, err)
 	}
-	// digit.Decode checks the size only after decoding the whole image.
-	if !c.fit && (w != model.ImageSide || h != model.ImageSide) {
-		return atIndex(i, unprocessable("image is %d×%d, want %d×%d (send fit=true to resize)",
-			w, h, model.ImageSide, model.ImageSide))
+	if !c.fit && (h.Width != model.ImageSide || h.Height != model.ImageSide) {
+		return upload{}, atIndex(i, unprocessable("image is %d×%d, want %d×%d (send fit=true to resize)",
+			h.Width, h.Height, model.ImageSide, model.ImageSide))
 	}
-	c.total += px
+	c.total += h.Pixels()
 	if c.total > int64(cfg.MaxRequestPixels) {
-		return atIndex(i, tooLarge("the images up to this one declare %d pixels in all, more than the %d one request may",
+		return upload{}, atIndex(i, tooLarge("the images up to this one declare %d pixels in all, more than the %d one request may",
 			c.total, cfg.MaxRequestPixels))
 	}
-	return nil
-}
-
-// pngSize reads the width and height a PNG declares, if it starts with the
-// signature and a well-formed IHDR chunk (the same conditions digit.Decode
-// checks first); ok is false otherwise.
-func pngSize(b []byte) (w, h int, ok bool) {
-	const sig = "\x89PNG\r\n\x1a\n"
-	const ihdrEnd = 8 + 8 + 13 + 4 // signature, length and type, data, CRC
-	if len(b) < ihdrEnd || string(b[:8]) != sig ||
-		binary.BigEndian.Uint32(b[8:]) != 13 || string(b[12:16]) != "IHDR" ||
-		crc32.ChecksumIEEE(b[12:29]) != binary.BigEndian.Uint32(b[29:]) {
-		return 0, 0, false
-	}
-	uw, uh := binary.BigEndian.Uint32(b[16:]), binary.BigEndian.Uint32(b[20:])
-	if uw == 0 || uh == 0 || uw > 1<<31-1 || uh > 1<<31-1 {
-		return 0, 0, false
-	}
-	return int(uw), int(uh), true
+	return upload{data: data, head: h}, nil
 }
 
 // reserve is stage 2 of readImages: it sheds a request whose n images
@@ -260,11 +296,11 @@ func (s *Server) reserve(sv *served, h model.Half, n int) (release func(), err e
 }
 
 // decodeImages is stage 3 of readImages.
-func (s *Server) decodeImages(r *http.Request, imgs [][]byte, fit bool) ([]float32, error) {
+func (s *Server) decodeImages(r *http.Request, imgs []upload, fit bool) ([]float32, error) {
 	lim := digit.Limits{MaxPixels: s.cfg.MaxPixels}
 	opt := digit.Options{Fit: fit}
 	px := make([]float32, 0, len(imgs)*model.ImageLen)
-	for i, data := range imgs {
+	for i, u := range imgs {
 		// A client that went away (499) or a deadline that passed (503)
 		// stops the work: with fit=true each image may take a while.
 		if err := r.Context().Err(); err != nil {
@@ -273,11 +309,23 @@ func (s *Server) decodeImages(r *http.Request, imgs [][]byte, fit bool) ([]float
 		if s.decodeHook != nil {
 			s.decodeHook(r, i)
 		}
-		p, err := digit.Decode(data, lim, opt)
+		p, err := s.decodeOne(r, u, lim, opt)
 		if err != nil {
 			return nil, atIndex(i, err)
 		}
 		px = append(px, p...)
 	}
 	return px, nil
+}
+
+// decodeOne decodes an image within the decode budget: its declared pixels
+// are taken before the decoder allocates them and given back once only the
+// reduced image is left.
+func (s *Server) decodeOne(r *http.Request, u upload, lim digit.Limits, opt digit.Options) ([]float32, error) {
+	release, err := s.budget.acquire(r.Context(), u.head.Pixels())
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return digit.Decode(u.data, lim, opt)
 }

@@ -152,6 +152,12 @@ func (s *Server) observe(next http.Handler) http.Handler {
 
 		var ev *zerolog.Event
 		switch {
+		case probeRoutes[route] && (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+			status != http.StatusInternalServerError:
+			// Probes and scrapes come every few seconds: their lines are
+			// noise at info, whatever they answer (a 503 from /readyz is
+			// the answer a probe asks for). A bug (500) is still an error.
+			ev = s.log.Debug()
 		case status >= 500:
 			ev = s.log.Error()
 		case status >= 400:
@@ -179,6 +185,16 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		}
 		ev.Msg("request")
 	})
+}
+
+// probeRoutes are the routes of probes and scrapers, whose requests
+// observe logs at debug: kubelet's, Prometheus's and KServe's (V2 health).
+var probeRoutes = map[string]bool{
+	"/healthz":         true,
+	"/readyz":          true,
+	"/metrics":         true,
+	"/v2/health/live":  true,
+	"/v2/health/ready": true,
 }
 
 // maxLogMethod bounds what of a non-standard method goes into a log line.

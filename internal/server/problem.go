@@ -90,6 +90,7 @@ const (
 	kindShuttingDown    = "shutting-down"
 	kindClientClosed    = "client-closed"
 	kindInternal        = "internal"
+	kindUnauthorized    = "unauthorized"
 )
 
 var titles = map[string]string{
@@ -111,6 +112,7 @@ var titles = map[string]string{
 	kindShuttingDown:    "Shutting down",
 	kindClientClosed:    "Client closed request",
 	kindInternal:        "Internal server error",
+	kindUnauthorized:    "Unauthorized",
 }
 
 func problemf(status int, kind, format string, args ...any) *Problem {
@@ -183,6 +185,11 @@ func problemOf(err error) *Problem {
 			p = tooLarge("%s", de.Msg)
 		case digit.KindSize:
 			p = unprocessable("%s", de.Msg)
+		case digit.KindFormat:
+			// Bytes of no image format the server reads: as a Content-Type
+			// it does not take, with the types it does.
+			p = problemf(http.StatusUnsupportedMediaType, kindMediaType, "%s", de.Msg)
+			p.Accept = imageTypes
 		default:
 			p = malformed("%s", de.Msg)
 		}

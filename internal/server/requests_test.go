@@ -304,7 +304,7 @@ func TestSizeCheckedFromHeader(t *testing.T) {
 		{"100×100", "/v1/reconstruct", pixelBomb(100, 100), 422, 0, "100×100"},
 		{"2000×2000", "/v1/encode", pixelBomb(2000, 2000), 422, 0, "2000×2000"},
 		{"28×29 second in a batch", "/v1/encode", multipartOf(t, mustPNG(t, 21), pixelBomb(28, 29)), 422, 1, "28×29"},
-		{"too many pixels for one image", "/v1/encode?fit=true", pixelBomb(3000, 3000), 413, 0, "limit is 4000000"},
+		{"too many pixels for one image", "/v1/encode?fit=true", pixelBomb(8000, 8000), 413, 0, "limit is 50000000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			decoded.Store(0)

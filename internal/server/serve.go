@@ -7,6 +7,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -18,6 +19,7 @@ import (
 func (s *Server) HTTPServer() *http.Server {
 	return &http.Server{
 		Handler:           s.Handler(),
+		TLSConfig:         s.TLSConfig(), // nil without TLS; ServeAll serves TLS when it is set
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
@@ -36,7 +38,13 @@ func (w logWriter) Write(p []byte) (int, error) {
 	if n := len(msg); n > 0 && msg[n-1] == '\n' {
 		msg = msg[:n-1]
 	}
-	w.l.Warn().Str("source", "net/http").Msg(msg)
+	ev := w.l.Warn()
+	if strings.HasPrefix(msg, "http: TLS handshake error") {
+		// Port scanners, TCP health checks and clients that do not trust
+		// the certificate: one a connection, not worth a warning each.
+		ev = w.l.Debug()
+	}
+	ev.Str("source", "net/http").Msg(msg)
 	return len(p), nil
 }
 
@@ -55,14 +63,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // ServeAll answers the API, and the ops and gRPC listeners if given, until
-// ctx ends; then it shuts down gracefully: /readyz turns 503 (and gRPC
-// health NOT_SERVING) at once and every HTTP response from then on carries
-// Connection: close, new connections are taken for DrainDelay more, then
-// the API and gRPC listeners close, in-flight requests finish (up to
-// ShutdownTimeout) and finally the batchers answer whatever is still
-// queued and stop. The ops listener closes last, so that probes see the
-// drain rather than a refused connection. It returns nil after a clean
-// shutdown.
+// ctx ends. With a certificate (Config.TLSCertFile) the API and gRPC
+// listeners serve TLS only; the ops listener is always plain HTTP, for
+// probes and scrapers inside the cluster. Then it shuts down gracefully:
+// /readyz turns 503 (and gRPC health NOT_SERVING) at once and every HTTP
+// response from then on carries Connection: close, new connections are
+// taken for DrainDelay more, then the API and gRPC listeners close,
+// in-flight requests finish (up to ShutdownTimeout) and finally the
+// batchers answer whatever is still queued and stop. The ops listener
+// closes last, so that probes see the drain rather than a refused
+// connection. It returns nil after a clean shutdown.
 //
 // Keep-alive connections are the hazard: closing one the client is just
 // sending a request on loses that request (the client sees EOF or a reset,
@@ -77,12 +87,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) ServeAll(ctx context.Context, l Listeners) error {
 	hs := s.HTTPServer()
 	errc := make(chan error, 3)
-	go func() { errc <- hs.Serve(l.API) }()
-	s.log.Info().Str("addr", l.API.Addr().String()).Msg("listening")
+	tlsOn := hs.TLSConfig != nil // read before serving, which writes it (HTTP/2 set-up)
+	go func() {
+		if tlsOn {
+			errc <- hs.ServeTLS(l.API, "", "") // the certificate comes from TLSConfig
+			return
+		}
+		errc <- hs.Serve(l.API)
+	}()
+	s.log.Info().Str("addr", l.API.Addr().String()).Bool("tls", tlsOn).Msg("listening")
 	var opsSrv *http.Server
 	if l.Ops != nil {
 		opsSrv = s.HTTPServer()
 		opsSrv.Handler = s.OpsHandler()
+		// Plain HTTP always: kubelet probes and Prometheus in the cluster.
+		opsSrv.TLSConfig = nil
 		go func() { errc <- opsSrv.Serve(l.Ops) }()
 		s.log.Info().Str("addr", l.Ops.Addr().String()).Msg("ops listening")
 	}
@@ -91,7 +110,7 @@ func (s *Server) ServeAll(ctx context.Context, l Listeners) error {
 	if l.GRPC != nil {
 		gs = s.GRPCServer()
 		go func() { grpcDone <- gs.Serve(l.GRPC) }()
-		s.log.Info().Str("addr", l.GRPC.Addr().String()).Msg("grpc listening")
+		s.log.Info().Str("addr", l.GRPC.Addr().String()).Bool("tls", s.sec.certs != nil).Msg("grpc listening")
 	}
 
 	select {

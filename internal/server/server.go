@@ -38,10 +38,18 @@ const (
 
 // Defaults of Config's zero fields.
 const (
-	DefaultMaxBodyBytes      = 8 << 20
-	DefaultMaxImages         = 256
-	DefaultMaxPixels         = 4_000_000
-	DefaultMaxRequestPixels  = 16_000_000
+	// A 48 Mpx phone photo is 8000×6000 and often over 8 MiB as a JPEG.
+	DefaultMaxBodyBytes     = 32 << 20
+	DefaultMaxImages        = 256
+	DefaultMaxPixels        = 50_000_000
+	DefaultMaxRequestPixels = 100_000_000
+	// DefaultDecodeBudget is the pixels decoded at once, process-wide: two
+	// 48 Mpx photos, or thousands of small images (see decodeBudget).
+	DefaultDecodeBudget = 100_000_000
+	// DefaultDecodeWait is the longest an image waits for the decode
+	// budget before 503: a 48 Mpx JPEG takes about 1.5 s to decode and
+	// fit, so a burst of four photos on two cores all get through.
+	DefaultDecodeWait        = 5 * time.Second
 	DefaultRequestTimeout    = 30 * time.Second
 	DefaultReadHeaderTimeout = 5 * time.Second
 	DefaultReadTimeout       = 30 * time.Second
@@ -88,9 +96,18 @@ type Config struct {
 
 	MaxBodyBytes     int64         // per request, multipart framing included
 	MaxImages        int           // per request
-	MaxPixels        int           // per image, from its PNG header (matters for fit=true)
+	MaxPixels        int           // per image, from its header (matters for fit=true)
 	MaxRequestPixels int           // all images of a request together, from their headers; ≥ MaxPixels
 	RequestTimeout   time.Duration // deadline of a request, queueing included (503 past it)
+
+	// DecodeBudget bounds the pixels (as their headers declare them) of
+	// the images being decoded at once, by every request together, and so
+	// the memory decoding takes: ≥ MaxPixels; 0 = max(DefaultDecodeBudget, MaxPixels).
+	DecodeBudget int64
+	// DecodeWait is the longest an image waits for room in the decode
+	// budget before the request answers 503 with Retry-After; 0 =
+	// DefaultDecodeWait, < 0 = no wait.
+	DecodeWait time.Duration
 
 	// http.Server timeouts used by Serve. WriteTimeout 0 means
 	// RequestTimeout + 15s, so that a request timing out in the queue can
@@ -101,6 +118,20 @@ type Config struct {
 	DrainDelay time.Duration
 	// ShutdownTimeout bounds the wait for in-flight and queued requests.
 	ShutdownTimeout time.Duration
+
+	// Security switches, all off when empty (security.go). TLSCertFile and
+	// TLSKeyFile (PEM, both or neither) serve the API and gRPC over TLS,
+	// re-read when they change. AuthTokensFile (one token a line) makes
+	// /v1, /v2 and gRPC inference need "Authorization: Bearer <token>".
+	// CORSOrigins lets browser pages of these origins (as ParseCORSOrigins
+	// reads them, or "*") call the API. New fails on a bad pair, an unusable
+	// token file or a bad origin.
+	TLSCertFile, TLSKeyFile string
+	AuthTokensFile          string
+	CORSOrigins             []string
+	// reloadCheck is how often, at most, the TLS and token files are looked
+	// at for changes: 0 is DefaultReloadCheck, < 0 every use (tests).
+	reloadCheck time.Duration
 
 	// wrapProcessor lets tests stand between a batcher and its runner.
 	wrapProcessor func(batch.Labels, batch.Processor) batch.Processor
@@ -123,6 +154,13 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxRequestPixels == 0 {
 		c.MaxRequestPixels = max(DefaultMaxRequestPixels, c.MaxPixels)
+	}
+	if c.DecodeBudget == 0 {
+		c.DecodeBudget = max(DefaultDecodeBudget, int64(c.MaxPixels))
+	}
+	setDur(&c.DecodeWait, DefaultDecodeWait)
+	if c.DecodeWait < 0 {
+		c.DecodeWait = 0
 	}
 	setDur(&c.RequestTimeout, DefaultRequestTimeout)
 	setDur(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
@@ -151,11 +189,14 @@ func (c *Config) setDefaults() error {
 		b.Workers = DefaultWorkers()
 	}
 	switch {
-	case c.MaxBodyBytes < 0, c.MaxImages < 0, c.MaxPixels < 0, c.MaxRequestPixels < 0:
+	case c.MaxBodyBytes < 0, c.MaxImages < 0, c.MaxPixels < 0, c.MaxRequestPixels < 0, c.DecodeBudget < 0:
 		return errors.New("server: limits must not be negative")
 	case c.MaxRequestPixels < c.MaxPixels:
 		return fmt.Errorf("server: max pixels per request %d is below the max pixels per image %d: such images could never be sent",
 			c.MaxRequestPixels, c.MaxPixels)
+	case c.DecodeBudget < int64(c.MaxPixels):
+		return fmt.Errorf("server: decode budget %d is below the max pixels per image %d: such images could never be decoded",
+			c.DecodeBudget, c.MaxPixels)
 	case c.RequestTimeout < 0, c.ReadHeaderTimeout < 0, c.ReadTimeout < 0, c.WriteTimeout < 0,
 		c.IdleTimeout < 0, c.ShutdownTimeout < 0, c.DrainDelay < 0:
 		return errors.New("server: timeouts must not be negative")
@@ -187,7 +228,11 @@ type Server struct {
 	grpcHealth  *health.Server // gRPC's standard health service
 	grpcMetrics *grpcMetrics
 
+	sec security // TLS, tokens and CORS, as configured
+
 	models atomic.Pointer[modelSet] // nil until Load
+
+	budget *decodeBudget // pixels being decoded, by every request (budget.go)
 
 	mu      sync.Mutex
 	state   state
@@ -252,8 +297,14 @@ func New(cfg Config) (*Server, error) {
 	if s.grpcMetrics, err = newGRPCMetrics(s.reg); err != nil {
 		return nil, err
 	}
+	if s.budget, err = newDecodeBudget(cfg.DecodeBudget, cfg.DecodeWait, s.reg); err != nil {
+		return nil, err
+	}
 	s.grpcHealth = newGRPCHealth()
 	s.metrics.serverInfo.WithLabelValues(string(cfg.Role), "").Set(1)
+	if err := s.setupSecurity(); err != nil {
+		return nil, err
+	}
 	s.router = s.routes()
 	s.ops = s.newRouter()
 	s.opsRoutes(s.ops)
@@ -451,9 +502,9 @@ func (s *Server) loaded() (*modelSet, error) {
 
 // Query parameters of the routes that take any; every other route takes none.
 var (
-	imageParams    = []string{"model", "fit"}
+	imageParams    = []string{"model", "fit", "include"}
 	decodeParams   = []string{"model"}
-	classifyParams = []string{"model", "fit", "denoise", "denoiser"}
+	classifyParams = []string{"model", "fit", "denoise", "denoiser", "include"}
 )
 
 // Which roles serve each model route. Operational routes and the model
@@ -467,11 +518,12 @@ var (
 	classifyRoles = []Role{RoleAll}
 )
 
-// newRouter is a router with the middleware every listener shares and the
-// problem answers for unknown paths and methods.
-func (s *Server) newRouter() *chi.Mux {
+// newRouter is a router with the middleware every listener shares, then
+// extra, and the problem answers for unknown paths and methods.
+func (s *Server) newRouter(extra ...func(http.Handler) http.Handler) *chi.Mux {
 	r := chi.NewRouter()
 	r.Use(s.observe, s.recoverer, s.limits, routeOnEscapedPath)
+	r.Use(extra...)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, problemf(http.StatusNotFound, kindNotFound, "no route for %s", r.URL.Path))
 	})
@@ -480,7 +532,9 @@ func (s *Server) newRouter() *chi.Mux {
 }
 
 func (s *Server) routes() *chi.Mux {
-	r := s.newRouter()
+	// CORS and tokens guard the API listener only: the ops listener is for
+	// probes and scrapers inside the cluster.
+	r := s.newRouter(s.cors, s.authenticate)
 	post := func(pattern string, roles []Role, h handlerFunc, params ...string) {
 		if !s.cfg.Role.serves(roles) {
 			// Still routed, so that the answer is this 404 and not "no
@@ -606,7 +660,7 @@ func (s *Server) adapt(h handlerFunc, parse func(raw string) (query, error)) htt
 			res, err = h(r, q)
 		}
 		hdr := w.Header()
-		hdr.Set("Vary", "Accept")
+		hdr.Add("Vary", "Accept") // beside CORS's Vary: Origin
 		info := infoOf(r.Context())
 		if info.model != nil {
 			hdr.Set(HeaderModel, info.model.name)

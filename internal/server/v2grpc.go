@@ -33,12 +33,14 @@ type grpcService struct {
 // GRPCServer is the gRPC server ServeAll runs on Listeners.GRPC: the
 // inference service, health (SERVING once ready, NOT_SERVING from the
 // start of a drain) and reflection, with the request log and metrics, the
-// request timeout and a receive limit of MaxBodyBytes.
+// request timeout and a receive limit of MaxBodyBytes; over TLS and with
+// the token check when the Config asks for them (auth.go).
 func (s *Server) GRPCServer() *grpc.Server {
-	gs := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(min(s.cfg.MaxBodyBytes, 1<<31-1))),
 		grpc.ChainUnaryInterceptor(s.grpcObserve),
-	)
+	}
+	gs := grpc.NewServer(append(opts, s.grpcSecurity()...)...)
 	inference.RegisterGRPCInferenceServiceServer(gs, &grpcService{s: s})
 	healthpb.RegisterHealthServer(gs, s.grpcHealth)
 	reflection.Register(gs)
@@ -223,6 +225,8 @@ func grpcCode(status int) codes.Code {
 		return codes.DeadlineExceeded
 	case StatusClientClosed:
 		return codes.Canceled
+	case http.StatusUnauthorized:
+		return codes.Unauthenticated
 	}
 	return codes.Internal
 }
@@ -304,11 +308,14 @@ func (s *Server) grpcObserve(ctx context.Context, req any, info *grpc.UnaryServe
 	s.grpcMetrics.duration.WithLabelValues(info.FullMethod).Observe(time.Since(start).Seconds())
 	ev := s.log.Info()
 	switch code {
-	case codes.OK:
 	case codes.Internal, codes.Unknown, codes.DataLoss:
 		ev = s.log.Error()
 	default:
-		ev = s.log.Warn()
+		if grpcProbes[info.FullMethod] {
+			ev = s.log.Debug() // as the HTTP probes (observe)
+		} else if code != codes.OK {
+			ev = s.log.Warn()
+		}
 	}
 	modelName := ""
 	if ri.model != nil {
@@ -321,6 +328,13 @@ func (s *Server) grpcObserve(ctx context.Context, req any, info *grpc.UnaryServe
 	}
 	ev.Msg("request")
 	return resp, err
+}
+
+// grpcProbes are the gRPC methods that probes call, logged at debug.
+var grpcProbes = map[string]bool{
+	"/grpc.health.v1.Health/Check":                true,
+	"/inference.GRPCInferenceService/ServerLive":  true,
+	"/inference.GRPCInferenceService/ServerReady": true,
 }
 
 // grpcServing flips the health service's status with the server's.

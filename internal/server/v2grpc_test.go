@@ -207,7 +207,7 @@ func TestGRPCErrors(t *testing.T) {
 		})
 	}
 	// A message above --max-body-bytes is refused by gRPC itself.
-	big := &inference.ModelInferRequest{ModelName: "conv", Inputs: images(nil), RawInputContents: [][]byte{make([]byte, 9<<20)}}
+	big := &inference.ModelInferRequest{ModelName: "conv", Inputs: images(nil), RawInputContents: [][]byte{make([]byte, DefaultMaxBodyBytes+1)}}
 	_, err := g.client.ModelInfer(ctx, big)
 	wantCode(t, err, codes.ResourceExhausted, "")
 }
