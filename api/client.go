@@ -118,6 +118,16 @@ type ImageOptions struct {
 	Fit   bool   // prepare images of any size as MNIST did (?fit=true)
 }
 
+// ScoreOptions are /v1/score's parameters; the zero value scores with the
+// server's default autoencoder (conv).
+type ScoreOptions struct {
+	Model string // the autoencoder ("" for the server's default)
+	Fit   bool   // prepare images of any size as MNIST did
+	// IncludeInput asks for the 28×28 images the model was given
+	// (Scores.Inputs), to see what Fit made of an image.
+	IncludeInput bool
+}
+
 // ClassifyOptions are /v1/classify's parameters; the zero value classifies
 // with the server's default classifier, without denoising.
 type ClassifyOptions struct {
@@ -219,6 +229,32 @@ func (c *Client) Reconstruct(ctx context.Context, opts ImageOptions, pngs ...[]b
 // answers; ModelInfo.TrainedOnNoise says which were trained for it).
 func (c *Client) Denoise(ctx context.Context, opts ImageOptions, pngs ...[]byte) ([][]byte, error) {
 	return c.imagesToImages(ctx, "/v1/denoise", opts, pngs)
+}
+
+// Score sends images to an autoencoder and returns each image's
+// reconstruction error, its anomaly score, in order: cheaper than
+// Reconstruct, as no image comes back.
+func (c *Client) Score(ctx context.Context, opts ScoreOptions, pngs ...[]byte) (*Scores, error) {
+	body, ctype, err := multipartImages(pngs)
+	if err != nil {
+		return nil, err
+	}
+	q := modelFit(opts.Model, opts.Fit)
+	if opts.IncludeInput {
+		q.Set("include", "input")
+	}
+	r, err := c.do(ctx, http.MethodPost, "/v1/score", q, body, ctype, MediaJSON)
+	if err != nil {
+		return nil, err
+	}
+	var sc Scores
+	if err := json.Unmarshal(r.body, &sc); err != nil {
+		return nil, fmt.Errorf("api: /v1/score: %w", err)
+	}
+	if len(sc.Scores) != len(pngs) || (opts.IncludeInput && len(sc.Inputs) != len(pngs)) {
+		return nil, fmt.Errorf("api: /v1/score: want %d scores, got %d (and %d inputs)", len(pngs), len(sc.Scores), len(sc.Inputs))
+	}
+	return &sc, nil
 }
 
 // Classify sends PNG images to a classifier and returns one result per image,

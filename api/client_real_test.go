@@ -312,3 +312,30 @@ func TestRealProblems(t *testing.T) {
 		t.Errorf("NaN in a JSON latent: %v, want an error before sending", err)
 	}
 }
+
+// Score returns a score per image, and the inputs when asked; the test
+// digits' scores sit in the model's published distribution.
+func TestRealScore(t *testing.T) {
+	c := realServer(t)
+	ctx := t.Context()
+	pngs, _ := testDigits(t, 0, 3)
+	sc, err := c.Score(ctx, api.ScoreOptions{Model: "dense", IncludeInput: true}, pngs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Model != "dense" || len(sc.Scores) != 3 || len(sc.Inputs) != 3 {
+		t.Fatalf("%+v", sc)
+	}
+	info, err := c.Model(ctx, "dense")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := info.Metrics.Scores
+	for i, s := range sc.Scores {
+		if s.MSE <= 0 || s.MSE > d.MSE.Max || s.BCE <= 0 || s.BCE > d.BCE.Max {
+			t.Errorf("digit %d: %+v, outside the test digits' range (max MSE %g, BCE %g)", i, s, d.MSE.Max, d.BCE.Max)
+		}
+	}
+	_, err = c.Score(ctx, api.ScoreOptions{Model: "classifier"}, pngs[0])
+	wantProblem(t, err, http.StatusBadRequest, "unsupported-operation")
+}

@@ -49,6 +49,47 @@ type Images struct {
 	Model       string   `json:"model"`
 	Fingerprint string   `json:"fingerprint"`
 	Images      []string `json:"images"`
+	// Scores are each image's reconstruction error against its input, from
+	// /v1/reconstruct and /v1/denoise (not /v1/decode, which has no input).
+	Scores []Score `json:"scores,omitempty"`
+}
+
+// Score is one image's reconstruction error against its input, the
+// autoencoder's anomaly score: per pixel in [0, 1], MSE the mean squared
+// error and BCE the mean binary cross-entropy. A digit like the training
+// digits scores low; compare with the model's Metrics.Scores to set a
+// threshold.
+type Score struct {
+	MSE float64 `json:"mse"`
+	BCE float64 `json:"bce"`
+}
+
+// Scores is the answer of /v1/score: one Score per image, in request order.
+type Scores struct {
+	Model       string  `json:"model"`
+	Fingerprint string  `json:"fingerprint"`
+	Scores      []Score `json:"scores"`
+	// Inputs are the 28×28 images the model was given (base64 PNGs), with
+	// ScoreOptions.IncludeInput.
+	Inputs []string `json:"inputs,omitempty"`
+}
+
+// ScoreDistribution is how a model's scores are spread over clean test
+// digits: a score above P99 is rarer than 1 in 100 such digits.
+type ScoreDistribution struct {
+	Images int         `json:"images"` // how many test digits
+	MSE    Percentiles `json:"mse"`
+	BCE    Percentiles `json:"bce"`
+}
+
+// Percentiles of a distribution, nearest rank.
+type Percentiles struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P95  float64 `json:"p95"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p99.9"`
+	Max  float64 `json:"max"`
 }
 
 // SchemaVersion is the version of ModelList and ModelInfo: 2 added task,
@@ -71,12 +112,13 @@ const (
 )
 
 // Operations a model can answer, by route: /v1/encode, /v1/decode,
-// /v1/reconstruct, /v1/denoise, /v1/classify.
+// /v1/reconstruct, /v1/denoise, /v1/score, /v1/classify.
 const (
 	OpEncode      = "encode"
 	OpDecode      = "decode"
 	OpReconstruct = "reconstruct"
 	OpDenoise     = "denoise"
+	OpScore       = "score"
 	OpClassify    = "classify"
 )
 
@@ -151,6 +193,8 @@ type Metrics struct {
 	NoisyPSNRdB *float64 `json:"noisy_psnr_db,omitempty"`
 	// Accuracy is a classifier's share of correctly classified test digits.
 	Accuracy *float64 `json:"accuracy,omitempty"`
+	// Scores is an autoencoder's score distribution on the clean test digits.
+	Scores *ScoreDistribution `json:"scores,omitempty"`
 }
 
 // TensorInfo names one weight tensor and its shape.

@@ -14,7 +14,7 @@ import (
 )
 
 // commands are aectl's subcommands, in the order of aectl help.
-var commands = []*command{encodeCmd, decodeCmd, reconstructCmd, denoiseCmd, classifyCmd, modelsCmd}
+var commands = []*command{encodeCmd, decodeCmd, reconstructCmd, denoiseCmd, scoreCmd, classifyCmd, modelsCmd}
 
 const fitHelp = "prepare images of any size as MNIST did: invert dark-on-light, crop to the ink, scale, centre"
 
@@ -264,6 +264,62 @@ file, or - for stdin.
 	},
 }
 
+// scorer is the service of the score command: /v1/score has no V2 form.
+type scorer interface {
+	Score(ctx context.Context, opts api.ScoreOptions, pngs ...[]byte) (*api.Scores, error)
+}
+
+var scoreCmd = &command{
+	name:    "score",
+	args:    "IMAGE...",
+	summary: "images → their anomaly scores (reconstruction errors)",
+	help: `Score images by how badly an autoencoder reconstructs them: print each image's
+mean squared error and binary cross-entropy per pixel, one line per image in
+order ("mse=0.0112 bce=0.0716", after "FILE: " when there are several), or the
+server's answer with --json. A digit like MNIST's scores low; compare with the
+model's distribution on the test digits (aectl models NAME). IMAGE is a PNG,
+JPEG or GIF file, or - for stdin. Over /v1 only (not --v2 or --grpc).
+
+  aectl score digit.png
+  aectl score --model dense *.png`,
+	flags: func(fs *flag.FlagSet) func(*env, *common, []string) error {
+		model := fs.String("model", "", "the autoencoder `NAME` (default: the server's, conv; dense tells digits from other things best)")
+		fit := fs.Bool("fit", false, fitHelp)
+		asJSON := fs.Bool("json", false, "print the answer as JSON")
+		return func(e *env, cm *common, files []string) error {
+			if len(files) == 0 {
+				return usagef("no images: name image files, or - for stdin")
+			}
+			sc, ok := cm.svc.(scorer)
+			if !ok {
+				return usagef("score is a /v1 route with no Open Inference Protocol form: drop --v2 and --grpc")
+			}
+			pngs, err := readImages(e, files)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cm.context()
+			defer cancel()
+			res, err := sc.Score(ctx, api.ScoreOptions{Model: *model, Fit: *fit}, pngs...)
+			if err != nil {
+				return cm.wrap(err)
+			}
+			if *asJSON {
+				return writeJSON(e.stdout, res)
+			}
+			var b strings.Builder
+			for i, s := range res.Scores {
+				if len(files) > 1 {
+					fmt.Fprintf(&b, "%s: ", displayName(files[i]))
+				}
+				fmt.Fprintf(&b, "mse=%.4g bce=%.4g\n", s.MSE, s.BCE)
+			}
+			_, err = io.WriteString(e.stdout, b.String())
+			return err
+		}
+	},
+}
+
 var modelsCmd = &command{
 	name:    "models",
 	args:    "[NAME]",
@@ -420,6 +476,15 @@ func printModel(w io.Writer, m *api.ModelInfo) error {
 		}
 		if len(parts) > 0 {
 			row("test metrics", "%s", strings.Join(parts, ", "))
+		}
+		if d := mt.Scores; d != nil {
+			for _, sc := range []struct {
+				name string
+				p    api.Percentiles
+			}{{"MSE", d.MSE}, {"BCE", d.BCE}} {
+				row("score "+sc.name, "p50 %.4g, p90 %.4g, p99 %.4g, p99.9 %.4g, max %.4g (%d test digits)",
+					sc.p.P50, sc.p.P90, sc.p.P99, sc.p.P999, sc.p.Max, d.Images)
+			}
 		}
 	}
 	return tw.Flush()

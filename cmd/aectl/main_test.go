@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -563,5 +564,52 @@ func TestHelp(t *testing.T) {
 				t.Errorf("%v:\n%s", args, r.stdout)
 			}
 		}
+	}
+}
+
+// score prints each image's reconstruction error: a test digit low, noise
+// far higher; --json is the server's answer; --v2 has no score route.
+func TestScore(t *testing.T) {
+	srv := startServer(t)
+	dir := t.TempDir()
+	imgs := writeDigits(t, dir, []string{"d0", "d1"}, 0)
+	rng := rand.New(rand.NewPCG(3, 3))
+	noise := make([]float32, 784)
+	for i := range noise {
+		noise[i] = rng.Float32()
+	}
+	b, err := digit.EncodePNG(noise)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noisePath := filepath.Join(dir, "noise.png")
+	if err := os.WriteFile(noisePath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := aectl(t, srv, nil, "score", "--model", "dense", imgs[0], imgs[1], noisePath).want(t, 0).stdout
+	re := regexp.MustCompile(`^(.+): mse=([0-9.e+-]+) bce=([0-9.e+-]+)$`)
+	var mse []float64
+	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		m := re.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("line %q, want FILE: mse=… bce=…", line)
+		}
+		v, _ := strconv.ParseFloat(m[2], 64)
+		mse = append(mse, v)
+	}
+	if len(mse) != 3 || mse[2] < 4*max(mse[0], mse[1]) {
+		t.Errorf("MSE of two digits and noise %v: the noise should score far higher\n%s", mse, out)
+	}
+	js := aectl(t, srv, nil, "score", "--json", imgs[0]).want(t, 0).stdout
+	var res api.Scores
+	if err := json.Unmarshal([]byte(js), &res); err != nil || res.Model != "conv" || len(res.Scores) != 1 || res.Scores[0].MSE <= 0 {
+		t.Errorf("JSON answer %s (%v)", js, err)
+	}
+	if r := aectl(t, srv, nil, "--v2", "score", imgs[0]).want(t, 2); !strings.Contains(r.stderr, "no Open Inference Protocol form") {
+		t.Errorf("--v2 score: %s", r.stderr)
+	}
+	// models NAME shows the distribution to compare with.
+	if out := aectl(t, srv, nil, "models", "dense").want(t, 0).stdout; !strings.Contains(out, "score MSE") || !strings.Contains(out, "10000 test digits") {
+		t.Errorf("models dense lacks the score distribution:\n%s", out)
 	}
 }

@@ -23,6 +23,37 @@ func TestScores(t *testing.T) {
 	}
 }
 
+// The shortcut for pixels of exactly 0 or 1 must give the textbook formula's
+// value to the bit: the distributions in the manifests were computed by it.
+func TestScoresMatchFormula(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	const n, per = 20, 784
+	x, y := make([]float32, n*per), make([]float32, n*per)
+	for i := range x {
+		switch rng.Intn(3) {
+		case 0:
+			x[i] = 0
+		case 1:
+			x[i] = 1
+		default:
+			x[i] = rng.Float32()
+		}
+		y[i] = rng.Float32()
+	}
+	got := Scores(x, y, n, per)
+	for i := range n {
+		var bce float64
+		for j := i * per; j < (i+1)*per; j++ {
+			c := math.Min(math.Max(float64(y[j]), 1e-7), 1-1e-7)
+			tv := float64(x[j])
+			bce -= tv*math.Log(c) + (1-tv)*math.Log(1-c)
+		}
+		if want := bce / per; got[i].BCE != want {
+			t.Fatalf("image %d: BCE %v, the formula gives %v", i, got[i].BCE, want)
+		}
+	}
+}
+
 func TestPercentiles(t *testing.T) {
 	v := make([]float64, 1000)
 	for i := range v {
@@ -77,5 +108,43 @@ func TestROCAUC(t *testing.T) {
 	}
 	if !math.IsNaN(ROCAUC(nil, pos)) {
 		t.Error("AUC without negatives")
+	}
+}
+
+func TestFastScores(t *testing.T) {
+	rng := rand.New(rand.NewSource(2))
+	const n, per = 50, 784
+	x, y := make([]float32, n*per), make([]float32, n*per)
+	for i := range x {
+		switch rng.Intn(4) {
+		case 0:
+			x[i] = rng.Float32()
+		case 1:
+			x[i] = 1
+		}
+		switch rng.Intn(4) {
+		case 0:
+			y[i] = 0 // clipped
+		case 1:
+			y[i] = 1
+		default:
+			y[i] = rng.Float32()
+		}
+	}
+	want := Scores(x, y, n, per)
+	got := make([]Score, n)
+	FastScores(got, x, y, per)
+	for i := range n {
+		for _, p := range [][3]any{{"MSE", got[i].MSE, want[i].MSE}, {"BCE", got[i].BCE, want[i].BCE}} {
+			g, w := p[1].(float64), p[2].(float64)
+			if math.Abs(g-w) > 1e-5*math.Abs(w) {
+				t.Errorf("image %d: %s %v, Scores gives %v", i, p[0], g, w)
+			}
+		}
+	}
+	for _, v := range []float32{1e-7, 1e-3, 0.3, 0.5, 0.70710677, 0.7071068, 0.99, 1 - 1e-7, 1, 2, 1e6} {
+		if g, w := float64(log32(v)), math.Log(float64(v)); math.Abs(g-w) > 2e-7*math.Max(1, math.Abs(w)) {
+			t.Errorf("log32(%v) = %v, want %v", v, g, w)
+		}
 	}
 }

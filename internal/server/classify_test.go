@@ -232,9 +232,9 @@ func TestModelsDescribeEveryKind(t *testing.T) {
 		latent []int
 		ops    []string
 	}{
-		{"conv", api.TaskAutoencoder, false, []int{32, 7, 7}, []string{"encode", "decode", "reconstruct", "denoise"}},
-		{"denoise", api.TaskAutoencoder, true, []int{32, 7, 7}, []string{"encode", "decode", "reconstruct", "denoise"}},
-		{"dense", api.TaskAutoencoder, false, []int{32}, []string{"encode", "decode", "reconstruct", "denoise"}},
+		{"conv", api.TaskAutoencoder, false, []int{32, 7, 7}, []string{"encode", "decode", "reconstruct", "denoise", "score"}},
+		{"denoise", api.TaskAutoencoder, true, []int{32, 7, 7}, []string{"encode", "decode", "reconstruct", "denoise", "score"}},
+		{"dense", api.TaskAutoencoder, false, []int{32}, []string{"encode", "decode", "reconstruct", "denoise", "score"}},
 		{"classifier", api.TaskClassifier, false, nil, []string{"classify"}},
 	} {
 		m, ok := byName[tc.name]

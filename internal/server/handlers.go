@@ -20,6 +20,7 @@ import (
 	"github.com/aeserve/aeserve/internal/batch"
 	"github.com/aeserve/aeserve/internal/digit"
 	"github.com/aeserve/aeserve/internal/model"
+	"github.com/aeserve/aeserve/internal/quality"
 )
 
 // pick resolves ?model= (or def) to a loaded model and records it for the
@@ -62,6 +63,7 @@ var opTask = map[string]model.Task{
 	api.OpDecode:      model.TaskAutoencoder,
 	api.OpReconstruct: model.TaskAutoencoder,
 	api.OpDenoise:     model.TaskAutoencoder,
+	api.OpScore:       model.TaskAutoencoder,
 	api.OpClassify:    model.TaskClassifier,
 }
 
@@ -71,11 +73,12 @@ var opRoles = map[string][]Role{
 	api.OpDecode:      decodeRoles,
 	api.OpReconstruct: fullRoles,
 	api.OpDenoise:     fullRoles,
+	api.OpScore:       fullRoles,
 	api.OpClassify:    classifyRoles,
 }
 
 // opOrder lists the operations as /v1/models reports them.
-var opOrder = []string{api.OpEncode, api.OpDecode, api.OpReconstruct, api.OpDenoise, api.OpClassify}
+var opOrder = []string{api.OpEncode, api.OpDecode, api.OpReconstruct, api.OpDenoise, api.OpScore, api.OpClassify}
 
 // operations are what the model can do here: what its architecture does,
 // on the routes this role serves.
@@ -177,8 +180,47 @@ func (s *Server) denoise(r *http.Request, q query) (*response, error) {
 	return s.imagesToImages(r, q, DefaultDenoiseModel, api.OpDenoise)
 }
 
-// imagesToImages runs the full model (one graph, encoder then decoder).
+// imagesToImages runs the full model (one graph, encoder then decoder) and
+// answers the images with their scores.
 func (s *Server) imagesToImages(r *http.Request, q query, def, op string) (*response, error) {
+	// A batch can only be answered in JSON, which is checked once the image
+	// count is known.
+	run, err := s.runFull(r, q, def, op, ctPNG, ctJSON)
+	if err != nil {
+		return nil, err
+	}
+	ct := run.ct
+	if run.n > 1 {
+		if ct, err = mustNegotiate(r, ctJSON); err != nil {
+			return nil, err
+		}
+	}
+	return run.pre.with(imagesResponse(run.sv, run.y, run.n, ct, run.pre.inputs, run.scores()))
+}
+
+// score runs the full model and answers only each image's reconstruction
+// error: no output image is encoded.
+func (s *Server) score(r *http.Request, q query) (*response, error) {
+	run, err := s.runFull(r, q, DefaultModel, api.OpScore, ctJSON)
+	if err != nil {
+		return nil, err
+	}
+	return run.pre.with(jsonResponse(api.Scores{Model: run.sv.name, Fingerprint: run.sv.fp, Scores: run.scores(), Inputs: run.pre.inputs}))
+}
+
+// fullRun is a request's images through a full autoencoder.
+type fullRun struct {
+	sv    *served
+	ct    string // the answer's type, negotiated before the body was read
+	pre   *prepared
+	px, y []float32 // inputs and outputs
+	n     int
+}
+
+// runFull checks the request, reads its images and runs them through the
+// full model of op (def if the query names none). offers are the answer's
+// types, negotiated before any of the body is read.
+func (s *Server) runFull(r *http.Request, q query, def, op string, offers ...string) (*fullRun, error) {
 	o, err := parseImageOpts(q)
 	if err != nil {
 		return nil, err
@@ -193,9 +235,7 @@ func (s *Server) imagesToImages(r *http.Request, q query, def, op string) (*resp
 	if err := checkImageType(r); err != nil {
 		return nil, err
 	}
-	// Checked before the body is read; a batch can only be answered in JSON,
-	// which is checked once the image count is known.
-	ct, err := answerType(r, o, ctPNG, ctJSON)
+	ct, err := answerType(r, o, offers...)
 	if err != nil {
 		return nil, err
 	}
@@ -211,17 +251,24 @@ func (s *Server) imagesToImages(r *http.Request, q query, def, op string) (*resp
 	if err != nil {
 		return nil, err
 	}
-	if n > 1 {
-		if ct, err = mustNegotiate(r, ctJSON); err != nil {
-			return nil, err
-		}
-	}
 	infoOf(r.Context()).images = n
 	y, err := b.Do(r.Context(), px, n)
 	if err != nil {
 		return nil, err
 	}
-	return pre.with(imagesResponse(sv, y, n, ct, pre.inputs))
+	return &fullRun{sv: sv, ct: ct, pre: pre, px: px, y: y, n: n}, nil
+}
+
+// scores are each image's reconstruction error, as the model's score
+// distribution (GET /v1/models/{name}) measured them.
+func (f *fullRun) scores() []api.Score {
+	qs := make([]quality.Score, f.n)
+	quality.FastScores(qs, f.px, f.y, model.ImageLen)
+	out := make([]api.Score, f.n)
+	for i, q := range qs {
+		out[i] = api.Score{MSE: q.MSE, BCE: q.BCE}
+	}
+	return out
 }
 
 // latentTypes are the request media types of /v1/decode.
@@ -308,8 +355,18 @@ func (s *Server) decode(r *http.Request, q query) (*response, error) {
 			return nil, atIndex(i, unprocessable("the latent's values are too large to decode: the output is not finite"))
 		}
 	}
-	return imagesResponse(sv, y, n, ct, nil)
+	return imagesResponse(sv, y, n, ct, nil, nil)
 }
+
+// The headers of a one-PNG answer's score.
+const (
+	HeaderScoreMSE = "X-Score-MSE"
+	HeaderScoreBCE = "X-Score-BCE"
+)
+
+// formatScore writes a score as the shortest decimal that reads back as the
+// same float64, as JSON does.
+func formatScore(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
 func allFinite(v []float32) bool {
 	for _, x := range v {
@@ -466,16 +523,23 @@ func latentModel(set *modelSet, l *api.Latent) (*served, error) {
 }
 
 // imagesResponse encodes n output images as one PNG or as api.Images, with
-// the prepared inputs if there are any (include=input).
-func imagesResponse(sv *served, y []float32, n int, ct string, inputs []string) (*response, error) {
+// their scores and the prepared inputs, if any (include=input). One PNG
+// carries its score in headers.
+func imagesResponse(sv *served, y []float32, n int, ct string, inputs []string, scores []api.Score) (*response, error) {
 	if ct == ctPNG {
 		b, err := digit.EncodePNG(y)
 		if err != nil {
 			return nil, internal("encoding the output PNG", err)
 		}
-		return &response{contentType: ctPNG, body: b}, nil
+		res := &response{contentType: ctPNG, body: b}
+		if len(scores) == 1 {
+			res.header = http.Header{}
+			res.header.Set(HeaderScoreMSE, formatScore(scores[0].MSE))
+			res.header.Set(HeaderScoreBCE, formatScore(scores[0].BCE))
+		}
+		return res, nil
 	}
-	out := imagesAnswer{Images: api.Images{Model: sv.name, Fingerprint: sv.fp, Images: make([]string, n)}, Inputs: inputs}
+	out := imagesAnswer{Images: api.Images{Model: sv.name, Fingerprint: sv.fp, Images: make([]string, n), Scores: scores}, Inputs: inputs}
 	for i := range n {
 		b, err := digit.EncodePNG(y[i*model.ImageLen : (i+1)*model.ImageLen])
 		if err != nil {
@@ -585,6 +649,9 @@ func modelInfo(m *model.Model, halves, ops []string) api.ModelInfo {
 		if a.Task == model.TaskClassifier {
 			v := mt.Accuracy
 			info.Metrics.Accuracy = &v
+		}
+		if d := mt.Scores; d != nil {
+			info.Metrics.Scores = &api.ScoreDistribution{Images: d.Images, MSE: api.Percentiles(d.MSE), BCE: api.Percentiles(d.BCE)}
 		}
 	}
 	for _, h := range a.Stored() {

@@ -53,8 +53,8 @@ func parseAccept(header string) []acceptRange {
 	return out
 }
 
-// quality is the q of the most specific range matching offer, 0 if none.
-func quality(ranges []acceptRange, offer string) float64 {
+// qValue is the q of the most specific range matching offer, 0 if none.
+func qValue(ranges []acceptRange, offer string) float64 {
 	typ, sub, _ := strings.Cut(offer, "/")
 	best, spec := 0.0, -1
 	for _, r := range ranges {
@@ -88,7 +88,7 @@ func negotiate(r *http.Request, offers ...string) (string, bool) {
 	}
 	best, bestQ := "", 0.0
 	for _, o := range offers {
-		if q := quality(ranges, o); q > bestQ {
+		if q := qValue(ranges, o); q > bestQ {
 			best, bestQ = o, q
 		}
 	}

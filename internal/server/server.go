@@ -552,6 +552,7 @@ func (s *Server) routes() *chi.Mux {
 	post("/v1/decode", decodeRoles, s.decode, decodeParams...)
 	post("/v1/reconstruct", fullRoles, s.reconstruct, imageParams...)
 	post("/v1/denoise", fullRoles, s.denoise, imageParams...)
+	post("/v1/score", fullRoles, s.score, imageParams...)
 	post("/v1/classify", classifyRoles, s.classify, classifyParams...)
 	get(r, "/v1/models", s.handle(s.listModels))
 	get(r, "/v1/models/{name}", s.handle(s.getModel))
