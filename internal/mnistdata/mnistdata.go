@@ -52,18 +52,22 @@ func Dir() (string, int, error) {
 		}
 		root := Root()
 		candidates = append(candidates, filepath.Join(root, "..", "shared", "mnist"), filepath.Join(root, "testdata", "mnist"))
-		var errs []error
-		for _, d := range candidates {
-			n, err := trainImages(d)
-			if err == nil {
-				found, trainN = filepath.Clean(d), n
-				return
-			}
-			errs = append(errs, err)
-		}
-		findErr = fmt.Errorf("no MNIST found (set AESERVE_MNIST): %w", errors.Join(errs...))
+		found, trainN, findErr = first(candidates)
 	})
 	return found, trainN, findErr
+}
+
+// first is the first of dirs holding the four MNIST files.
+func first(dirs []string) (string, int, error) {
+	var errs []error
+	for _, d := range dirs {
+		n, err := trainImages(d)
+		if err == nil {
+			return filepath.Clean(d), n, nil
+		}
+		errs = append(errs, err)
+	}
+	return "", 0, fmt.Errorf("no MNIST found (set AESERVE_MNIST): %w", errors.Join(errs...))
 }
 
 // trainImages reads the image count from the header of dir's training file.
