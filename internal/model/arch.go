@@ -427,6 +427,13 @@ func (a *Arch) apply(l Layer, x, w, b *G.Node, act Activation, train bool) (*G.N
 	if l.fc != nil {
 		return G.ApplyOp(&denseOp{d: *l.fc, inDims: x.Dims(), act: act, dataInput: dataInput, constW: !train}, x, w, b)
 	}
+	if x.Dims() != 4 {
+		// A convolution after a dense layer: the same values, as planes.
+		var err error
+		if x, err = G.ApplyOp(&planesOp{c: l.conv.Cin, h: l.conv.H, w: l.conv.W}, x); err != nil {
+			return nil, err
+		}
+	}
 	op := &convOp{l: *l.conv, act: act,
 		pool:      l.Pool && !train, // inference fuses the pool
 		constW:    !train,

@@ -85,6 +85,31 @@ var ArchSigmoid64 = register(&Arch{
 	},
 })
 
+// ArchCompact is a convolutional autoencoder with a code of 32 numbers, for
+// sending digits in a few dozen bytes; the code is linear (no activation),
+// which suits quantising it:
+//
+//	encoder Conv(1→16,3×3,same) ReLU MaxPool2 Conv(16→32,3×3,same) ReLU MaxPool2 Dense(1568→32)
+//	decoder Dense(32→1568) ReLU ConvT(32→32,3×3,s2,same) ReLU ConvT(32→16,3×3,s2,same) ReLU Conv(16→1,3×3,same) sigmoid
+var ArchCompact = register(&Arch{
+	Name:    "compact-ae/v1",
+	Summary: "compact convolutional autoencoder: two 3×3 convolutions with 2×2 max pooling and a dense layer to a linear 32-number code, mirrored back",
+	Task:    TaskAutoencoder,
+	stages: []Stage{
+		{Half: Encoder, In: image, Layers: []Layer{
+			Conv("encoder.conv1", 1, 16, 28, 28, ActReLU, true),
+			Conv("encoder.conv2", 16, 32, 14, 14, ActReLU, true),
+			Dense("encoder.fc", 32*7*7, 32, ActNone),
+		}},
+		{Half: Decoder, In: []int{32}, Layers: []Layer{
+			Dense("decoder.fc", 32, 32*7*7, ActReLU),
+			ConvT("decoder.deconv1", 32, 32, 7, 7, ActReLU),
+			ConvT("decoder.deconv2", 32, 16, 14, 14, ActReLU),
+			Conv("decoder.conv3", 16, 1, 28, 28, ActSigmoid, false),
+		}},
+	},
+})
+
 // ArchCNN is a small CNN classifier:
 //
 //	Conv(1→32,3×3,same) ReLU MaxPool2 Conv(32→64,3×3,same) ReLU MaxPool2 Dense(3136→128) ReLU Dense(128→10) softmax

@@ -54,6 +54,10 @@ var presets = map[string]preset{
 		arch: model.ArchSigmoid64, epochs: 40, seed: 6,
 		description: "The contractive autoencoder's network trained without its penalty, for comparison",
 	},
+	"compact": {
+		arch: model.ArchCompact, epochs: 20, seed: 8,
+		description: "Compact convolutional autoencoder with a 32-number linear code, for sending digits in tens of bytes (int8: 47 bytes)",
+	},
 	"classifier": {
 		arch: model.ArchCNN, epochs: 12, seed: 7,
 		description: "CNN classifier trained on clean MNIST digits only",
