@@ -100,6 +100,10 @@ type EncodeOptions struct {
 	Model    string         // the autoencoder ("" for the server's default, conv)
 	Fit      bool           // prepare images of any size as MNIST did (?fit=true)
 	Encoding LatentEncoding // how the latent comes back; the result is the same
+	// Quant is the dtype the server sends the latent in: "" or
+	// DTypeFloat32, DTypeFloat16, or DTypeInt8 where the model offers it
+	// (ModelInfo.Quantizations). Decode takes every dtype back.
+	Quant string
 }
 
 // DecodeOptions are /v1/decode's parameters. The model always comes from the
@@ -149,7 +153,11 @@ func (c *Client) Encode(ctx context.Context, opts EncodeOptions, pngs ...[]byte)
 	if err != nil {
 		return nil, err
 	}
-	r, err := c.do(ctx, http.MethodPost, "/v1/encode", modelFit(opts.Model, opts.Fit), body, ctype, accept)
+	q := modelFit(opts.Model, opts.Fit)
+	if opts.Quant != "" {
+		q.Set("quant", opts.Quant)
+	}
+	r, err := c.do(ctx, http.MethodPost, "/v1/encode", q, body, ctype, accept)
 	if err != nil {
 		return nil, err
 	}
@@ -180,8 +188,9 @@ func (c *Client) Encode(ctx context.Context, opts EncodeOptions, pngs ...[]byte)
 }
 
 // Decode sends a latent to the decoder and returns one PNG per row, in order.
-// The latent is checked (Validate) before it is sent: a malformed one is a
-// *FormatError and no request is made.
+// The latent is checked before it is sent: a malformed one is a
+// *FormatError, a quantised one with a bad scale or values a *ValueError,
+// and no request is made. Every dtype is taken.
 func (c *Client) Decode(ctx context.Context, l *Latent, opts DecodeOptions) ([][]byte, error) {
 	if l == nil {
 		return nil, errors.New("api: decode: nil latent")

@@ -343,10 +343,15 @@ func TestClientErrors(t *testing.T) {
 	if _, err := c.Encode(ctx, EncodeOptions{Model: "ae"}); err == nil || status(err) != 0 {
 		t.Errorf("no images: %v", err)
 	}
-	l.DType = DTypeInt8
+	l.DType = "int4"
 	var fe *FormatError
 	if _, err := c.Decode(ctx, l, DecodeOptions{}); !errors.As(err, &fe) {
-		t.Errorf("int8 latent: %v, want *FormatError", err)
+		t.Errorf("int4 latent: %v, want *FormatError", err)
+	}
+	l.DType = DTypeInt8 // without a scale
+	var ve *ValueError
+	if _, err := c.Decode(ctx, l, DecodeOptions{}); !errors.As(err, &ve) {
+		t.Errorf("int8 latent without a scale: %v, want *ValueError", err)
 	}
 	if _, err := c.Decode(ctx, nil, DecodeOptions{}); err == nil {
 		t.Error("nil latent: no error")

@@ -1,5 +1,6 @@
 // Package api is the HTTP contract of aeserve: wire types, the binary latent
-// format and a Go client. It uses the standard library only, so that programs
+// format and a Go client. It uses the standard library and
+// github.com/x448/float16 (binary16 conversion) only, so that programs
 // talking to the service can import it without pulling in the server, its
 // router or its tensor library.
 //
@@ -80,9 +81,19 @@
 // There is no model name: the fingerprint identifies the weights, and a server
 // refuses to decode a latent whose fingerprint is not that of the model asked
 // for (409). A float32 latent of one image, [1,32,7,7], takes
-// 2+8+1+4 = 15 header bytes and 6272 data bytes; an int8 latent of shape
-// [1,32] would take 2+8+3+2+32 = 47 bytes.
+// 2+8+1+4 = 15 header bytes and 6272 data bytes (3136 as float16, 2+1568 as
+// int8); an int8 latent of shape [1,32] takes 2+8+3+2+32 = 47 bytes
+// (BinarySize).
 //
-// Version 1 implements float32 only. float16 and int8 are reserved with the
-// layout above; encoding or decoding them fails with "not supported yet".
+// All three dtypes are implemented. In a Latent, float16 data holds float32
+// values that binary16 represents exactly, and int8 data holds the whole
+// numbers q, with the scale in Latent.Scale ("scale" in JSON, where the data
+// prints as integers); Values gives the numbers either stands for, and
+// Quantize makes either from a float32 latent. The int8 scale must be a
+// positive normal binary16 value and q must lie in [-127, 127] (-128 is
+// unused, so the range is symmetric). Bytes that break those rules, or hold a
+// float16 NaN or infinity, are still well-formed: UnmarshalBinary reads them
+// faithfully, CheckValues refuses them with a *ValueError (a server answers
+// 422), and MarshalBinary never writes them. Malformed bytes are a
+// *FormatError (400).
 package api

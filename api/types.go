@@ -144,6 +144,9 @@ type ModelInfo struct {
 	Classes     int         `json:"classes,omitempty"`      // a classifier's
 	// Code is the size of one image's code, for an autoencoder.
 	Code *CodeSize `json:"code,omitempty"`
+	// Quantizations are the dtypes /v1/encode?quant= can send this model's
+	// latents in, float32 first, with one image's binary latent size in each.
+	Quantizations []Quantization `json:"quantizations,omitempty"`
 	// TrainedOnNoise says whether the model learnt to remove noise: a
 	// denoising autoencoder. Any autoencoder answers /v1/denoise; only these
 	// are trained for it.
@@ -151,6 +154,12 @@ type ModelInfo struct {
 	Training       *Training    `json:"training,omitempty"`
 	Metrics        *Metrics     `json:"metrics,omitempty"`
 	Tensors        []TensorInfo `json:"tensors,omitempty"`
+}
+
+// Quantization is one dtype a model's latents can be sent in.
+type Quantization struct {
+	DType       string `json:"dtype"`        // DTypeFloat32, DTypeFloat16 or DTypeInt8
+	BinaryBytes int    `json:"binary_bytes"` // one image's binary latent, header included
 }
 
 // StageInfo is one stage's per-item input and output shapes.

@@ -28,11 +28,13 @@ with conv, 141 with dense), or as JSON with --json. IMAGE is a PNG file, or -
 for stdin.
 
   aectl encode digit.png > digit.lat
+  aectl encode --model compact --quant int8 digit.png > digit.lat   # 47 bytes
   aectl encode --model dense a.png b.png -o ab.lat
   aectl encode --json digit.png`,
 	flags: func(fs *flag.FlagSet) func(*env, *common, []string) error {
 		model := fs.String("model", "", "the autoencoder `NAME` (default: the server's, conv)")
 		fit := fs.Bool("fit", false, fitHelp)
+		quant := fs.String("quant", "", "send the latent as `DTYPE`: float32 (default), float16, or int8 where the model offers it (compact: 47 bytes a digit)")
 		asJSON := fs.Bool("json", false, "write the latent as JSON instead of binary")
 		out := fs.String("o", "", "write the latent to `FILE` (default: stdout)")
 		return func(e *env, cm *common, files []string) error {
@@ -46,7 +48,7 @@ for stdin.
 			if err != nil {
 				return err
 			}
-			opts := api.EncodeOptions{Model: *model, Fit: *fit}
+			opts := api.EncodeOptions{Model: *model, Fit: *fit, Quant: *quant}
 			if *asJSON {
 				opts.Encoding = api.LatentJSON
 			}

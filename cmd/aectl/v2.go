@@ -148,7 +148,13 @@ func (s *v2Service) Encode(ctx context.Context, opts api.EncodeOptions, pngs ...
 	if err != nil {
 		return nil, err
 	}
-	return s.c.Encode(ctx, or(opts.Model, defaultModel), px, binary)
+	l, err := s.c.Encode(ctx, or(opts.Model, defaultModel), px, binary)
+	if err != nil || opts.Quant == "" || opts.Quant == api.DTypeFloat32 {
+		return l, err
+	}
+	// V2 tensors are FP32: the latent is quantised here, into the same
+	// file /v1 would have written.
+	return l.Quantize(opts.Quant)
 }
 
 func (s *v2Service) Decode(ctx context.Context, l *api.Latent, opts api.DecodeOptions) ([][]byte, error) {
@@ -158,6 +164,12 @@ func (s *v2Service) Decode(ctx context.Context, l *api.Latent, opts api.DecodeOp
 		if model, err = s.modelOf(ctx, l.Fingerprint); err != nil {
 			return nil, err
 		}
+	}
+	if l.DType != api.DTypeFloat32 {
+		if _, err := l.CheckValues(); err != nil {
+			return nil, err
+		}
+		l = &api.Latent{Model: l.Model, Fingerprint: l.Fingerprint, Shape: l.Shape, DType: api.DTypeFloat32, Data: l.Values()}
 	}
 	px, err := s.c.Decode(ctx, model, l, binary)
 	if err != nil {

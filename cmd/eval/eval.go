@@ -66,6 +66,7 @@ type results struct {
 	others    []*model.Model              // further classifiers, not used
 	sparse    [][]*autoResult             // twin groups: penalised first
 	jacobian  [][]*autoResult
+	trans     *transmission // nil without the compact or conv model
 }
 
 type autoResult struct {
@@ -245,6 +246,9 @@ func evaluateAll(cfg config) (*results, error) {
 
 	if err := evaluatePCA(res, noisy); err != nil {
 		return nil, err
+	}
+	if res.trans, err = evaluateTransmission(cfg, res, all); err != nil {
+		return nil, fmt.Errorf("transmission: %w", err)
 	}
 	return res, nil
 }

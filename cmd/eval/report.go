@@ -36,6 +36,7 @@ var sections = []string{
 	"## Loss curves",
 	"## First-layer filters",
 	"## Code spaces",
+	"## Transmission",
 }
 
 func reportPath(dir string) string { return filepath.Join(dir, ReportFile) }
@@ -193,6 +194,9 @@ func (r *reportWriter) markdown() (string, error) {
 		return "", err
 	}
 	if err := r.codeSpaces(); err != nil {
+		return "", err
+	}
+	if err := r.transmission(); err != nil {
 		return "", err
 	}
 	return r.b.String(), nil

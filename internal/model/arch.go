@@ -143,7 +143,32 @@ type Arch struct {
 	Name    string
 	Summary string // one line, for people
 	Task    Task
-	stages  []Stage // stored stages, in file order
+	// Int8 says an autoencoder's code keeps its quality quantised to int8
+	// with one scale per latent (measured by cmd/eval's transmission
+	// section): a linear code of a few dozen numbers does. Every
+	// autoencoder's code keeps it at float16.
+	Int8   bool
+	stages []Stage // stored stages, in file order
+}
+
+// The element types a latent can be sent in (api's dtype names).
+const (
+	QuantFloat32 = "float32"
+	QuantFloat16 = "float16"
+	QuantInt8    = "int8"
+)
+
+// Quantizations are the element types an autoencoder's latents can be
+// sent in, float32 first; a classifier has none.
+func (a *Arch) Quantizations() []string {
+	if a.Task != TaskAutoencoder {
+		return nil
+	}
+	q := []string{QuantFloat32, QuantFloat16}
+	if a.Int8 {
+		q = append(q, QuantInt8)
+	}
+	return q
 }
 
 var registry = map[string]*Arch{}

@@ -95,6 +95,7 @@ var ArchCompact = register(&Arch{
 	Name:    "compact-ae/v1",
 	Summary: "compact convolutional autoencoder: two 3×3 convolutions with 2×2 max pooling and a dense layer to a linear 32-number code, mirrored back",
 	Task:    TaskAutoencoder,
+	Int8:    true,
 	stages: []Stage{
 		{Half: Encoder, In: image, Layers: []Layer{
 			Conv("encoder.conv1", 1, 16, 28, 28, ActReLU, true),

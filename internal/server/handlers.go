@@ -128,6 +128,10 @@ func (s *Server) encode(r *http.Request, q query) (*response, error) {
 	if err := sv.supports(api.OpEncode); err != nil {
 		return nil, err
 	}
+	quant, err := quantParam(q, sv)
+	if err != nil {
+		return nil, err
+	}
 	if err := checkImageType(r); err != nil {
 		return nil, err
 	}
@@ -152,12 +156,19 @@ func (s *Server) encode(r *http.Request, q query) (*response, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := api.Latent{
+	l := &api.Latent{
 		Model:       sv.name,
 		Fingerprint: sv.fp,
 		Shape:       append([]int{n}, sv.m.Arch.LatentShape()...),
 		DType:       api.DTypeFloat32,
 		Data:        z,
+	}
+	if quant != api.DTypeFloat32 {
+		if l, err = l.Quantize(quant); err != nil {
+			// A code beyond float16's range: the model's output, not the
+			// client's input, but a 422 the client can act on (float32).
+			return nil, unprocessable("the latent cannot be sent as %s: %v (ask for quant=float32)", quant, err)
+		}
 	}
 	if ct == ctBinary {
 		body, err := l.MarshalBinary()
@@ -166,7 +177,7 @@ func (s *Server) encode(r *http.Request, q query) (*response, error) {
 		}
 		return pre.with(&response{contentType: ctBinary, body: body}, nil)
 	}
-	return pre.with(jsonResponse(latentAnswer{Latent: l, Inputs: pre.inputs}))
+	return pre.with(jsonResponse(latentAnswer{Latent: *l, Inputs: pre.inputs}))
 }
 
 func (s *Server) reconstruct(r *http.Request, q query) (*response, error) {
@@ -206,6 +217,26 @@ func (s *Server) score(r *http.Request, q query) (*response, error) {
 		return nil, err
 	}
 	return run.pre.with(jsonResponse(api.Scores{Model: run.sv.name, Fingerprint: run.sv.fp, Scores: run.scores(), Inputs: run.pre.inputs}))
+}
+
+// quantParam is /v1/encode's quant: the dtype to send the latent in,
+// float32 by default. An unknown name is malformed; one the model does not
+// offer (GET /v1/models lists its quantizations) is an operation it cannot do.
+func quantParam(q query, sv *served) (string, error) {
+	v, ok := q["quant"]
+	if !ok {
+		return api.DTypeFloat32, nil
+	}
+	known := []string{api.DTypeFloat32, api.DTypeFloat16, api.DTypeInt8}
+	if !slices.Contains(known, v) {
+		return "", malformed("quant=%q is not known: float32, float16 or int8", v)
+	}
+	offered := sv.m.Arch.Quantizations()
+	if !slices.Contains(offered, v) {
+		return "", problemf(http.StatusBadRequest, kindUnsupported, "model %s does not offer quant=%s; it offers %s",
+			sv.name, v, strings.Join(offered, ", "))
+	}
+	return v, nil
 }
 
 // fullRun is a request's images through a full autoencoder.
@@ -323,6 +354,14 @@ func (s *Server) decode(r *http.Request, q query) (*response, error) {
 	n := l.Shape[0]
 	if n > s.cfg.MaxImages {
 		return nil, tooLarge("latent holds %d images, more than %d per request", n, s.cfg.MaxImages)
+	}
+	if l.DType != api.DTypeFloat32 {
+		// A quantised latent's scale and values: the float32 checks below
+		// then see the numbers it stands for.
+		if _, err := l.CheckValues(); err != nil {
+			return nil, unprocessable("%v", err)
+		}
+		l = &api.Latent{Model: l.Model, Fingerprint: l.Fingerprint, Shape: l.Shape, DType: api.DTypeFloat32, Data: l.Values()}
 	}
 	if i, ok := l.CheckFinite(); !ok {
 		latentLen := sv.m.Arch.InLen(model.Decoder)
@@ -631,6 +670,9 @@ func modelInfo(m *model.Model, halves, ops []string) api.ModelInfo {
 	}
 	if ls := info.LatentShape; ls != nil {
 		info.Code = &api.CodeSize{Numbers: prod(ls), BinaryBytes: api.BinarySize(append([]int{1}, ls...), api.DTypeFloat32)}
+		for _, q := range a.Quantizations() {
+			info.Quantizations = append(info.Quantizations, api.Quantization{DType: q, BinaryBytes: api.BinarySize(append([]int{1}, ls...), q)})
+		}
 	}
 	t := man.Training
 	if t.Epochs > 0 {

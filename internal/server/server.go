@@ -503,6 +503,7 @@ func (s *Server) loaded() (*modelSet, error) {
 // Query parameters of the routes that take any; every other route takes none.
 var (
 	imageParams    = []string{"model", "fit", "include"}
+	encodeParams   = []string{"model", "fit", "include", "quant"}
 	decodeParams   = []string{"model"}
 	classifyParams = []string{"model", "fit", "denoise", "denoiser", "include"}
 )
@@ -548,7 +549,7 @@ func (s *Server) routes() *chi.Mux {
 		}
 		r.Method(http.MethodPost, pattern, s.handle(h, params...))
 	}
-	post("/v1/encode", encodeRoles, s.encode, imageParams...)
+	post("/v1/encode", encodeRoles, s.encode, encodeParams...)
 	post("/v1/decode", decodeRoles, s.decode, decodeParams...)
 	post("/v1/reconstruct", fullRoles, s.reconstruct, imageParams...)
 	post("/v1/denoise", fullRoles, s.denoise, imageParams...)
