@@ -88,9 +88,9 @@ func ExampleClient_Decode() {
 	url, stop := exampleServer()
 	defer stop()
 
-	// The sender encodes and ships the binary latent...
+	// The sender encodes a digit into compact's int8 latent and ships it...
 	sender := &api.Client{BaseURL: url}
-	l, err := sender.Encode(context.Background(), api.EncodeOptions{}, readFile("testdata/seven.png"), readFile("testdata/two.png"))
+	l, err := sender.Encode(context.Background(), api.EncodeOptions{Model: "compact", Quant: api.DTypeInt8}, readFile("testdata/seven.png"))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -98,6 +98,7 @@ func ExampleClient_Decode() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	fmt.Println(len(wire), "bytes")
 
 	// ...and the receiver decodes it: the fingerprint in the latent picks
 	// the model, and a latent from other weights is refused (409).
@@ -118,7 +119,7 @@ func ExampleClient_Decode() {
 		fmt.Println(img.Bounds().Dx(), "×", img.Bounds().Dy())
 	}
 	// Output:
-	// 28 × 28
+	// 47 bytes
 	// 28 × 28
 }
 
@@ -197,6 +198,7 @@ func ExampleClient_Models() {
 	fmt.Println("default:", list.Default)
 	// Output:
 	// classifier classifier 10 classes
+	// compact autoencoder [32] 141 bytes false
 	// contractive autoencoder [64] 269 bytes false
 	// contractive-unpenalised autoencoder [64] 269 bytes false
 	// conv autoencoder [32 7 7] 6287 bytes false

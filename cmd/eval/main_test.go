@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aeserve/aeserve/internal/evaluate"
 	"github.com/aeserve/aeserve/internal/mnistdata"
 	"github.com/aeserve/aeserve/internal/model"
 	"github.com/aeserve/aeserve/internal/train"
@@ -49,6 +50,25 @@ func TestShippedWeightsMeetQualityBar(t *testing.T) {
 		"denoise": func(a *autoResult) bool {
 			return a.noisy[0.5].PSNR >= 18.7 && res.input[0.5].PSNR < 10 && a.noisy[0.5].SSIM > res.input[0.5].SSIM
 		},
+		"compact": func(a *autoResult) bool { return a.clean.PSNR >= 23.4 },
+	}
+	// compact's digits sent alone as 47-byte int8 latents keep the bar too,
+	// and a JPEG needs several times the bytes for the same PSNR.
+	rates := map[string]float64{}
+	var jpegMatch *evaluate.Rate
+	for i, r := range res.trans.rates {
+		rates[r.Method] = r.PSNR
+		if strings.HasSuffix(r.Method, "matching compact int8's PSNR") {
+			jpegMatch = &res.trans.rates[i]
+		}
+		if r.Method == "compact latent, int8" && (r.Bytes != 47 || r.PSNR < 23.4) {
+			t.Errorf("compact int8: %.0f bytes, %.2f dB; want 47 bytes and ≥ 23.4 dB", r.Bytes, r.PSNR)
+		}
+	}
+	if _, ok := rates["compact latent, int8"]; !ok || jpegMatch == nil {
+		t.Errorf("transmission rates %v lack compact int8 or its JPEG", rates)
+	} else if jpegMatch.Bytes < 3*47 {
+		t.Errorf("a JPEG matching compact int8 takes %.0f bytes, under three times 47", jpegMatch.Bytes)
 	}
 	seen := map[string]bool{}
 	for _, a := range res.auto {

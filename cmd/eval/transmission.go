@@ -141,6 +141,10 @@ func decodedRate(dec *model.Runner, method string, sent, images []float32, n, by
 	}, out, nil
 }
 
+// plotMaxBytes bounds the rate–distortion plot's x axis, so that conv's
+// kilobytes do not squeeze the tens of bytes this is about.
+const plotMaxBytes = 1000
+
 // rateGroup is a method's colour in the rate–distortion plot.
 func rateGroup(method string) uint8 {
 	switch {
@@ -173,19 +177,28 @@ func (r *reportWriter) transmission() error {
 	r.printf("\n")
 	var x, y []float64
 	var labels []uint8
+	var off []string
 	for _, q := range tr.rates {
-		if math.IsInf(q.PSNR, 1) {
+		switch {
+		case math.IsInf(q.PSNR, 1):
+			continue
+		case q.Bytes > plotMaxBytes:
+			off = append(off, fmt.Sprintf("%s, %.0f bytes", q.Method, q.Bytes))
 			continue
 		}
 		x, y, labels = append(x, q.Bytes), append(y, q.PSNR), append(labels, rateGroup(q.Method))
 	}
 	link, err := r.png("transmission-rate-distortion.png", func(w io.Writer) error {
-		return plot.Scatter(w, x, y, labels, "BYTES", "PSNR")
+		return plot.Scatter(w, x, y, labels, "BYTES", "PSNR DB")
 	})
 	if err != nil {
 		return err
 	}
-	r.printf("Rate against distortion (x: bytes per digit, y: PSNR in dB; legend 0: compact, 1: conv, 2: JPEG):\n\n![rate and distortion](%s)\n\n", link)
+	r.printf("Rate against distortion (x: bytes per digit, y: PSNR in dB; legend 0: compact, 1: conv, 2: JPEG)")
+	if len(off) > 0 {
+		r.printf(", up to %d bytes (off the plot: %s)", plotMaxBytes, strings.Join(off, "; "))
+	}
+	r.printf(":\n\n![rate and distortion](%s)\n\n", link)
 	if tr.grid != nil {
 		link, err := r.png("transmission-compact-int8.png", func(w io.Writer) error { return plot.SampleGrid(w, tr.grid) })
 		if err != nil {

@@ -150,3 +150,41 @@ func TestQuantParam(t *testing.T) {
 		t.Errorf("conv quantizations %+v", info.Quantizations)
 	}
 }
+
+// compact offers int8: a digit in 47 bytes, decoded to within a few grey
+// levels of its float32 round trip.
+func TestQuantInt8Compact(t *testing.T) {
+	e := newEnv(t)
+	_, img := mnistDigit(t, 6)
+	r := e.post("/v1/encode?model=compact&quant=int8", ctPNG, img, "Accept", ctBinary)
+	wantStatus(t, r, http.StatusOK)
+	if len(r.body) != 47 {
+		t.Fatalf("compact int8 latent is %d bytes, want 47", len(r.body))
+	}
+	var l api.Latent
+	if err := l.UnmarshalBinary(r.body); err != nil || l.DType != api.DTypeInt8 || l.Scale <= 0 {
+		t.Fatalf("latent %+v, %v", l, err)
+	}
+	d := e.post("/v1/decode", ctBinary, r.body)
+	wantStatus(t, d, http.StatusOK)
+	if d.Header.Get(HeaderModel) != "compact" {
+		t.Errorf("decoded by %q", d.Header.Get(HeaderModel))
+	}
+	rec := e.post("/v1/reconstruct?model=compact", ctPNG, img)
+	wantStatus(t, rec, http.StatusOK)
+	if diff := maxDiff(pngPixels(t, d.body), pngPixels(t, rec.body)); diff > 8 {
+		t.Errorf("int8 decode is %d grey levels from reconstruct, want ≤ 8", diff)
+	}
+	// JSON: integers and the scale.
+	j := e.post("/v1/encode?model=compact&quant=int8", ctPNG, img)
+	wantStatus(t, j, http.StatusOK)
+	var jl api.Latent
+	if err := json.Unmarshal(j.body, &jl); err != nil || jl.Scale != l.Scale || len(jl.Data) != 32 {
+		t.Fatalf("JSON int8 latent %+v (%v), binary scale %v", jl, err, l.Scale)
+	}
+	for i, v := range jl.Data {
+		if v != float32(int(v)) || v < -127 || v > 127 || v != l.Data[i] {
+			t.Fatalf("JSON int8 value %d is %v (binary %v)", i, v, l.Data[i])
+		}
+	}
+}
