@@ -21,6 +21,7 @@ const app = {
   last: null, // the last run: {model, input, noisy} (PNG Blobs)
   track, // runs a view's own work (a control it has) as a run is run
   settled, // resolves once nothing is scheduled, running or tracked
+  rerun: () => schedule(0), // runs the input again (views lay out for the width they have)
 };
 window.aeserve = app;
 

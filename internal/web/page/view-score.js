@@ -49,9 +49,17 @@ function scale(name, v, p) {
   const hi = Math.max(p.max, v) * 1.2;
   const x = (s) => (100 * Math.log(Math.max(s, lo) / lo)) / Math.log(hi / lo);
   const axis = el('div', { class: 'axis', 'aria-hidden': 'true' });
+  // Labels take two rows, and one too close to the last of its row is left
+  // out (its tick stays): close percentiles would write over each other.
+  const lastAt = [-100, -100];
+  const gap = Math.max(5, 3600 / Math.max(320, window.innerWidth)); // % of the axis a label takes
   for (const [i, k] of marks.entries()) {
-    const t = el('span', { class: `tick${i % 2 ? ' low' : ''}`, text: k }); // labels in two rows: close percentiles
-    t.style.left = `${x(p[k])}%`;
+    const at = x(p[k]);
+    const row = i % 2;
+    const room = at - lastAt[row] >= gap;
+    if (room) lastAt[row] = at;
+    const t = el('span', { class: `tick${row ? ' low' : ''}`, text: room ? k : '' });
+    t.style.left = `${at}%`;
     axis.append(t);
   }
   const dot = el('span', { class: `marker${above === 'p99' || above === 'p99.9' ? ' high' : ''}` });
