@@ -31,7 +31,9 @@ import (
 // --metrics-addr, KServe probes /v2/health/* on the API port, and
 // /openapi.yaml is the public contract (the repository's own file), which
 // tools fetch before they have a token and which says nothing about this
-// deployment. Anything else, unknown paths included, needs a token, so that
+// deployment. So do the page, the API docs and their files (webOpen): a
+// browser opening them sends no token, and they are the repository's own
+// files too. Anything else, unknown paths included, needs a token, so that
 // nothing can be learnt about the server without one.
 var openPaths = map[string]bool{
 	"/healthz":         true,
@@ -217,7 +219,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := routePath(r)
-		if openPaths[path] {
+		if openPaths[path] || webOpen(path) {
 			next.ServeHTTP(w, r)
 			return
 		}

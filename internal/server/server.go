@@ -558,6 +558,7 @@ func (s *Server) routes() *chi.Mux {
 	get(r, "/v1/models", s.handle(s.listModels))
 	get(r, "/v1/models/{name}", s.handle(s.getModel))
 	get(r, "/openapi.yaml", s.handle(s.openapi))
+	s.webRoutes(r)
 	s.opsRoutes(r)
 	s.v2Routes(r)
 	return r
@@ -627,12 +628,14 @@ func (s *Server) methodNotAllowed(router *chi.Mux) http.HandlerFunc {
 	}
 }
 
-// response is a handler's success: always 200, with this body (and no
-// Content-Type if it is empty), and any extra headers.
+// response is a handler's success: 200, with this body (and no
+// Content-Type if it is empty), and any extra headers; or 304 Not
+// Modified, with only the headers (status, for the page's files).
 type response struct {
 	contentType string
 	body        []byte
 	header      http.Header
+	status      int // 0 is 200
 }
 
 // handlerFunc is a route's handler: it gets the query, already checked
@@ -676,14 +679,18 @@ func (s *Server) adapt(h handlerFunc, parse func(raw string) (query, error)) htt
 			s.writeProblem(w, r, err)
 			return
 		}
-		if res.contentType != "" {
-			hdr.Set("Content-Type", res.contentType)
-		}
 		for k, vs := range res.header {
 			hdr[k] = vs
 		}
-		hdr.Set("Content-Length", strconv.Itoa(len(res.body)))
 		hdr.Set("X-Content-Type-Options", "nosniff")
+		if res.status == http.StatusNotModified {
+			w.WriteHeader(http.StatusNotModified) // no body, and so no Content-Type or Length
+			return
+		}
+		if res.contentType != "" {
+			hdr.Set("Content-Type", res.contentType)
+		}
+		hdr.Set("Content-Length", strconv.Itoa(len(res.body)))
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(res.body)
 	}

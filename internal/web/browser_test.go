@@ -1,0 +1,472 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"image"
+	"image/draw"
+	"image/png"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/rs/zerolog"
+
+	"github.com/aeserve/aeserve"
+	"github.com/aeserve/aeserve/internal/model"
+	"github.com/aeserve/aeserve/internal/server"
+	"github.com/aeserve/aeserve/weights"
+)
+
+var updateShots = flag.Bool("update", false, "write the page's screenshots to docs/ (page-desktop.png, page-phone.png)")
+
+// browserDir holds the browser half of the test: page.mjs, and the npm
+// packages it needs (package.json; `npm ci` installs them).
+const browserDir = "testdata/browser"
+
+// The token the test server asks for: the page must be given it.
+const token = "page-test-token-5b1e"
+
+// guard bounds the browser run. It only expires when something hangs; the
+// run takes well under a minute on 2 busy cores.
+const guard = 4 * time.Minute
+
+// TestPageInBrowser drives the page and /docs in headless Chromium against
+// the real server (loopback, the embedded weights, a bearer token): it
+// draws a 7 with the mouse and checks that the output the page shows is,
+// pixel for pixel, what /v1/reconstruct answers for the input the page
+// sent; that a bad file shows the server's problem; that /docs lists the
+// spec's routes and "Try it out" reaches the server; that axe-core finds no
+// serious or critical violation at a desktop and a 390×844 phone viewport;
+// and that no request left the server's origin and the CSP was never
+// violated. It skips without Chromium, Node or the npm packages, except
+// under CI=true, where it fails.
+func TestPageInBrowser(t *testing.T) {
+	chromium, node := browserTools(t)
+	base := startServer(t)
+
+	shots := t.TempDir()
+	if *updateShots {
+		shots, _ = filepath.Abs("../../docs")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "page.mjs")
+	cmd.Dir = browserDir
+	cmd.Env = append(os.Environ(), "BASE_URL="+base, "CHROMIUM="+chromium, "TOKEN="+token, "SHOTS="+shots)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	t.Logf("browser run: %v\n%s", time.Since(start).Round(time.Millisecond), stderr.String())
+	if err != nil {
+		t.Fatalf("node page.mjs: %v", err)
+	}
+	var got result
+	if os.Getenv("AESERVE_PAGE_DUMP") != "" {
+		_ = os.WriteFile(os.Getenv("AESERVE_PAGE_DUMP"), stdout.Bytes(), 0o644)
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("page.mjs output: %v: %.500s", err, stdout.String())
+	}
+
+	if len(got.External) > 0 {
+		t.Errorf("requests left the server's origin: %v", got.External)
+	}
+	if len(got.CSP) > 0 {
+		t.Errorf("Content-Security-Policy violations: %v", got.CSP)
+	}
+	if len(got.PageErrors) > 0 {
+		t.Errorf("uncaught errors in the page: %v", got.PageErrors)
+	}
+
+	t.Run("token", func(t *testing.T) {
+		c := got.Cases.Token
+		if c.Problem == nil || c.Problem.Status != http.StatusUnauthorized {
+			t.Fatalf("without a token the page got %+v, want a 401 problem", c.Problem)
+		}
+		wantProblemShown(t, c.Alert, c.Problem)
+		if !slices.ContainsFunc(c.Models, func(s string) bool { return strings.HasPrefix(s, "conv ") }) {
+			t.Errorf("with the token, the model list is %q", c.Models)
+		}
+		if c.AlertAfter != "" {
+			t.Errorf("with the token, the page still shows %q", c.AlertAfter)
+		}
+	})
+	t.Run("draw", func(t *testing.T) { checkDraw(t, base, got.Cases.Draw) })
+	t.Run("denoise", func(t *testing.T) {
+		if c := got.Cases.Denoise.Classify; !strings.Contains(c, "after the denoise model cleaned it") {
+			t.Errorf("classify with denoise=true: %q", c)
+		}
+	})
+	t.Run("bad file", func(t *testing.T) {
+		c := got.Cases.BadFile
+		if c.Problem == nil || c.Problem.Status < 400 || c.Problem.Status >= 500 {
+			t.Fatalf("a bad file got %+v, want a 4xx problem", c.Problem)
+		}
+		wantProblemShown(t, c.Alert, c.Problem)
+	})
+	t.Run("docs", func(t *testing.T) { checkDocs(t, got.Cases.Docs) })
+	t.Run("axe", func(t *testing.T) {
+		for name, v := range map[string][]violation{"desktop": got.Cases.Desktop.Axe, "phone": got.Cases.Phone.Axe} {
+			for _, x := range v {
+				if x.Impact == "serious" || x.Impact == "critical" {
+					t.Errorf("%s: %s (%s): %s, at %v", name, x.ID, x.Impact, x.Help, x.Nodes)
+				} else {
+					t.Logf("%s: %s (%s): %s, at %v", name, x.ID, x.Impact, x.Help, x.Nodes)
+				}
+			}
+		}
+		if o := got.Cases.Phone.Overflow; o > 0 {
+			t.Errorf("at 390×844 the page is %d px wider than the screen", o)
+		}
+	})
+	for _, name := range []string{"page-desktop.png", "page-phone.png"} {
+		if _, err := os.Stat(filepath.Join(shots, name)); err != nil {
+			t.Errorf("screenshot: %v", err)
+		}
+	}
+}
+
+// result is what page.mjs prints.
+type result struct {
+	External   []string `json:"external"`
+	CSP        []string `json:"csp"`
+	PageErrors []string `json:"pageErrors"`
+	Cases      struct {
+		Token struct {
+			Alert      string   `json:"alert"`
+			Problem    *problem `json:"problem"`
+			Models     []string `json:"models"`
+			AlertAfter string   `json:"alertAfter"`
+		} `json:"token"`
+		Draw    drawCase `json:"draw"`
+		Desktop struct {
+			Axe []violation `json:"axe"`
+		} `json:"desktop"`
+		Phone struct {
+			Axe      []violation `json:"axe"`
+			Overflow int         `json:"overflow"`
+		} `json:"phone"`
+		Denoise struct {
+			Classify string `json:"classify"`
+		} `json:"denoise"`
+		BadFile struct {
+			Alert   string   `json:"alert"`
+			Problem *problem `json:"problem"`
+		} `json:"bad-file"`
+		Docs docsCase `json:"docs"`
+	} `json:"cases"`
+}
+
+type problem struct {
+	URL    string `json:"url"`
+	Status int    `json:"status"`
+	Title  string `json:"title"`
+	Detail string `json:"detail"`
+}
+
+type violation struct {
+	ID     string   `json:"id"`
+	Impact string   `json:"impact"`
+	Help   string   `json:"help"`
+	Nodes  []string `json:"nodes"`
+}
+
+type drawCase struct {
+	Requests   int               `json:"requests"`
+	URL        string            `json:"url"`
+	Type       string            `json:"type"`
+	Auth       string            `json:"auth"`
+	Sent       string            `json:"sent"`
+	NoisyState string            `json:"noisyState"`
+	InputState string            `json:"inputState"`
+	Output     shown             `json:"output"`
+	Received   shown             `json:"received"`
+	Captions   map[string]string `json:"captions"`
+	Latent     bool              `json:"latentVisible"`
+	Transmit   string            `json:"transmit"`
+	Score      string            `json:"score"`
+	Classify   string            `json:"classify"`
+	Bars       int               `json:"bars"`
+	Alert      string            `json:"alert"`
+}
+
+// shown is an image as the page shows it: its grey levels, read back
+// from the <img>.
+type shown struct {
+	Width  int     `json:"width"`
+	Height int     `json:"height"`
+	Px     []uint8 `json:"px"`
+}
+
+type docsCase struct {
+	Ops      []string `json:"ops"`
+	TryItOut struct {
+		Status string `json:"status"`
+		Body   string `json:"body"`
+	} `json:"tryItOut"`
+}
+
+// wantProblemShown checks that the page shows the problem's title and
+// detail, as the server sent them.
+func wantProblemShown(t *testing.T, alert string, p *problem) {
+	t.Helper()
+	if p.Title == "" || p.Detail == "" {
+		t.Fatalf("problem without title or detail: %+v", p)
+	}
+	if !strings.Contains(alert, p.Title) || !strings.Contains(alert, p.Detail) {
+		t.Errorf("the page shows %q, not the problem's title %q and detail %q", alert, p.Title, p.Detail)
+	}
+}
+
+// checkDraw holds the drawing's run to the server: the 28×28 input the
+// page sent to /v1/reconstruct, posted again from here, must give the
+// output the page shows, pixel for pixel.
+func checkDraw(t *testing.T, base string, c drawCase) {
+	if c.Requests == 0 || c.Sent == "" {
+		t.Fatalf("the page sent no image to /v1/reconstruct (alert %q)", c.Alert)
+	}
+	if c.Alert != "" {
+		t.Errorf("the page shows an error: %q", c.Alert)
+	}
+	if !strings.HasSuffix(c.URL, "/v1/reconstruct?model=conv") || c.Type != "image/png" || c.Auth != "Bearer "+token {
+		t.Errorf("the page sent %s (%s, Authorization %q)", c.URL, c.Type, c.Auth)
+	}
+	sent := unb64(t, c.Sent)
+	if !bytes.Equal(sent, unb64(t, c.NoisyState)) {
+		t.Error("what the page sent is not the noisy input of its state")
+	}
+	in := gray(t, sent)
+	if in.Bounds() != image.Rect(0, 0, 28, 28) {
+		t.Fatalf("the page sent a %v image, want 28×28", in.Bounds())
+	}
+	clean := gray(t, unb64(t, c.InputState))
+	if bytes.Equal(in.Pix, clean.Pix) {
+		t.Error("noise 0.3 left the input unchanged")
+	}
+	var ink int
+	for _, v := range clean.Pix {
+		if v > 128 {
+			ink++
+		}
+	}
+	if ink < 20 || ink > 400 {
+		t.Errorf("the fitted input has %d inked pixels of 784: not a drawn digit", ink)
+	}
+
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/reconstruct?model=conv", bytes.NewReader(sent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "image/png")
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("POST /v1/reconstruct: %d %v %.200s", res.StatusCode, err, body)
+	}
+	want := gray(t, body)
+	if c.Output.Width != 28 || c.Output.Height != 28 || len(c.Output.Px) != len(want.Pix) {
+		t.Fatalf("the page shows a %d×%d output", c.Output.Width, c.Output.Height)
+	}
+	if !bytes.Equal(want.Pix, c.Output.Px) {
+		t.Errorf("the output the page shows differs from /v1/reconstruct's for the input it sent (%d pixels differ)", differ(want.Pix, c.Output.Px))
+	}
+	// The receiver decodes the sender's binary latent: the same network
+	// as the full model, run in two halves.
+	if len(c.Received.Px) != len(want.Pix) || maxDiff(c.Received.Px, want.Pix) > 1 {
+		t.Errorf("the receiver's digit (%d×%d) differs from the reconstruction", c.Received.Width, c.Received.Height)
+	}
+
+	for _, k := range []string{"input", "latent", "output"} {
+		if !strings.Contains(c.Captions[k], " ms") || !strings.Contains(c.Captions[k], "POST /v1/") {
+			t.Errorf("the %s tile's caption %q gives no call and latency", k, c.Captions[k])
+		}
+	}
+	if !strings.Contains(c.Captions["noisy"], "noise 0.30, seed 7") {
+		t.Errorf("noisy caption %q", c.Captions["noisy"])
+	}
+	if !c.Latent || !strings.Contains(c.Captions["latent"], "32 maps of 7×7") {
+		t.Errorf("latent heat map shown %v, caption %q", c.Latent, c.Captions["latent"])
+	}
+	if !strings.Contains(c.Transmit, "6,287 bytes") {
+		t.Errorf("sender and receiver: %q, want conv's 6,287-byte latent", c.Transmit)
+	}
+	if !strings.Contains(c.Score, "MSE ") || !strings.Contains(c.Score, "BCE ") || !strings.Contains(c.Score, "test digits") {
+		t.Errorf("anomaly score: %q", c.Score)
+	}
+	if !strings.HasPrefix(c.Classify, "classifier reads a ") || c.Bars != 10 {
+		t.Errorf("classify: %q with %d bars", c.Classify, c.Bars)
+	}
+}
+
+// checkDocs compares the operations Swagger UI lists with the spec's.
+func checkDocs(t *testing.T, c docsCase) {
+	doc, err := openapi3.NewLoader().LoadFromData(aeserve.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for p, item := range doc.Paths.Map() {
+		for m := range item.Operations() {
+			want = append(want, strings.ToUpper(m)+" "+p)
+		}
+	}
+	got := slices.Clone(c.Ops)
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("/docs lists %d operations, the spec has %d:\n got %v\nwant %v", len(got), len(want), got, want)
+	}
+	if c.TryItOut.Status != "200" || !strings.Contains(c.TryItOut.Body, `"status": "ok"`) {
+		t.Errorf("Try it out on GET /healthz: %q %q", c.TryItOut.Status, c.TryItOut.Body)
+	}
+}
+
+// browserTools finds Chromium and Node and checks that `npm ci` has
+// installed page.mjs's packages; without them the test skips, or fails
+// under CI=true (.ci/run installs them all).
+func browserTools(t *testing.T) (chromium, node string) {
+	t.Helper()
+	missing := func(format string, args ...any) {
+		t.Helper()
+		msg := fmt.Sprintf(format, args...)
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s (CI=true: the browser test must run; .ci/run installs what it needs)", msg)
+		}
+		t.Skip(msg)
+	}
+	var err error
+	chromium = os.Getenv("AESERVE_CHROMIUM")
+	if chromium != "" {
+		if _, err := os.Stat(chromium); err != nil {
+			missing("AESERVE_CHROMIUM: %v", err)
+		}
+	} else {
+		for _, name := range []string{"chromium", "chromium-browser"} {
+			if chromium, err = exec.LookPath(name); err == nil {
+				break
+			}
+		}
+	}
+	if chromium == "" {
+		missing("no chromium (apt-get install chromium, or set AESERVE_CHROMIUM)")
+	}
+	if node, err = exec.LookPath("node"); err != nil {
+		missing("no node: %v", err)
+	}
+	for _, pkg := range []string{"playwright-core", "axe-core"} {
+		if _, err := os.Stat(filepath.Join(browserDir, "node_modules", pkg, "package.json")); err != nil {
+			missing("%s is not installed: run npm ci in internal/web/%s", pkg, browserDir)
+		}
+	}
+	return chromium, node
+}
+
+// startServer serves every embedded model on loopback, as cmd/server does
+// by default, with a bearer token, and returns its URL.
+func startServer(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(tokens, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.New(server.Config{Log: zerolog.Nop(), OpenAPI: aeserve.OpenAPI, AuthTokensFile: tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := fs.ReadDir(weights.FS, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ms []*model.Model
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		m, err := model.LoadFS(weights.FS, e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, m)
+	}
+	if err := s.Load(ms...); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+func unb64(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// gray decodes a PNG to grey levels.
+func gray(t *testing.T, b []byte) *image.Gray {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("not a PNG: %v", err)
+	}
+	if g, ok := img.(*image.Gray); ok {
+		return g
+	}
+	g := image.NewGray(img.Bounds())
+	draw.Draw(g, g.Bounds(), img, img.Bounds().Min, draw.Src)
+	return g
+}
+
+func differ(a, b []uint8) int {
+	n := 0
+	for i := range a {
+		if a[i] != b[i] {
+			n++
+		}
+	}
+	return n
+}
+
+func maxDiff(a, b []uint8) int {
+	d := 0
+	for i := range a {
+		d = max(d, int(a[i])-int(b[i]), int(b[i])-int(a[i]))
+	}
+	return d
+}
