@@ -13,12 +13,16 @@ import (
 	"image/png"
 	"io"
 	"io/fs"
+	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +31,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/aeserve/aeserve"
+	"github.com/aeserve/aeserve/api"
 	"github.com/aeserve/aeserve/internal/model"
 	"github.com/aeserve/aeserve/internal/server"
 	"github.com/aeserve/aeserve/weights"
@@ -49,7 +54,10 @@ const guard = 4 * time.Minute
 // the real server (loopback, the embedded weights, a bearer token): it
 // draws a 7 with the mouse and checks that the output the page shows is,
 // pixel for pixel, what /v1/reconstruct answers for the input the page
-// sent; that a bad file shows the server's problem; that /docs lists the
+// sent; that the compact model's latent goes as the 47-byte int8 one
+// /v1/encode?quant=int8 answers for that input, that the page reads it
+// back (heat map included) with its scale and shows what /v1/decode makes
+// of it; that a bad file shows the server's problem; that /docs lists the
 // spec's routes and "Try it out" reaches the server; that axe-core finds no
 // serious or critical violation at a desktop and a 390×844 phone viewport;
 // and that no request left the server's origin and the CSP was never
@@ -108,6 +116,7 @@ func TestPageInBrowser(t *testing.T) {
 		}
 	})
 	t.Run("draw", func(t *testing.T) { checkDraw(t, base, got.Cases.Draw) })
+	t.Run("quant", func(t *testing.T) { checkQuant(t, base, got.Cases.Quant) })
 	t.Run("denoise", func(t *testing.T) {
 		if c := got.Cases.Denoise.Classify; !strings.Contains(c, "after the denoise model cleaned it") {
 			t.Errorf("classify with denoise=true: %q", c)
@@ -165,6 +174,7 @@ type result struct {
 		Denoise struct {
 			Classify string `json:"classify"`
 		} `json:"denoise"`
+		Quant   quantCase `json:"quant"`
 		BadFile struct {
 			Alert   string   `json:"alert"`
 			Problem *problem `json:"problem"`
@@ -200,10 +210,48 @@ type drawCase struct {
 	Captions   map[string]string `json:"captions"`
 	Latent     bool              `json:"latentVisible"`
 	Transmit   string            `json:"transmit"`
+	Quant      quantChoice       `json:"quant"`
+	EncodeURL  string            `json:"encodeURL"`
 	Score      string            `json:"score"`
 	Classify   string            `json:"classify"`
 	Bars       int               `json:"bars"`
 	Alert      string            `json:"alert"`
+}
+
+// quantChoice is the sender and receiver view's dtype control.
+type quantChoice struct {
+	Value   string   `json:"value"`
+	Options []string `json:"options"`
+}
+
+// quantCase is the compact model's int8 latent, sent and received.
+type quantCase struct {
+	Initial quantChoice `json:"initial"` // as compact was selected
+	Quant   quantChoice `json:"quant"`   // once int8 was chosen and a 7 drawn
+	Encode  *sentBody   `json:"encode"`
+	Decode  *sentBody   `json:"decode"`
+	// Parsed is the page's parseLatent of the latent it sent to /v1/decode.
+	Parsed *struct {
+		DType  string    `json:"dtype"`
+		Shape  []int     `json:"shape"`
+		Scale  float64   `json:"scale"`
+		Values []float64 `json:"values"`
+	} `json:"parsed"`
+	Transmit        string `json:"transmit"`
+	ReceivedLabel   string `json:"receivedLabel"`
+	ReceivedVisible bool   `json:"receivedVisible"`
+	Received        *shown `json:"received"`
+	LatentCaption   string `json:"latentCaption"`
+	LatentVisible   bool   `json:"latentVisible"`
+	Alert           string `json:"alert"`
+}
+
+// sentBody is a request the page sent.
+type sentBody struct {
+	URL    string `json:"url"`
+	Type   string `json:"type"`
+	Accept string `json:"accept"`
+	Body   string `json:"body"` // base64
 }
 
 // shown is an image as the page shows it: its grey levels, read back
@@ -269,22 +317,7 @@ func checkDraw(t *testing.T, base string, c drawCase) {
 		t.Errorf("the fitted input has %d inked pixels of 784: not a drawn digit", ink)
 	}
 
-	req, err := http.NewRequest(http.MethodPost, base+"/v1/reconstruct?model=conv", bytes.NewReader(sent))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "image/png")
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(res.Body)
-	res.Body.Close()
-	if err != nil || res.StatusCode != http.StatusOK {
-		t.Fatalf("POST /v1/reconstruct: %d %v %.200s", res.StatusCode, err, body)
-	}
-	want := gray(t, body)
+	want := gray(t, post(t, base, "/v1/reconstruct?model=conv", "image/png", "image/png", sent))
 	if c.Output.Width != 28 || c.Output.Height != 28 || len(c.Output.Px) != len(want.Pix) {
 		t.Fatalf("the page shows a %d×%d output", c.Output.Width, c.Output.Height)
 	}
@@ -311,12 +344,150 @@ func checkDraw(t *testing.T, base string, c drawCase) {
 	if !strings.Contains(c.Transmit, "6,287 bytes") {
 		t.Errorf("sender and receiver: %q, want conv's 6,287-byte latent", c.Transmit)
 	}
+	// conv offers no int8: its latent goes as float32, the server's default.
+	if c.Quant.Value != "float32" || !slices.Equal(c.Quant.Options, []string{"float32", "float16"}) {
+		t.Errorf("conv's dtypes: %+v, want float32 of [float32 float16]", c.Quant)
+	}
+	if u, err := url.Parse(c.EncodeURL); err != nil || u.Path != "/v1/encode" || u.Query().Get("model") != "conv" || u.Query().Has("quant") {
+		t.Errorf("the page encoded conv's latent with %q, want /v1/encode?model=conv (float32)", c.EncodeURL)
+	}
 	if !strings.Contains(c.Score, "MSE ") || !strings.Contains(c.Score, "BCE ") || !strings.Contains(c.Score, "test digits") {
 		t.Errorf("anomaly score: %q", c.Score)
 	}
 	if !strings.HasPrefix(c.Classify, "classifier reads a ") || c.Bars != 10 {
 		t.Errorf("classify: %q with %d bars", c.Classify, c.Bars)
 	}
+}
+
+// checkQuant holds compact's int8 latent to the server: the latent the page
+// sent to /v1/decode must be, byte for byte, what /v1/encode?quant=int8
+// answers for the image the page encoded (47 bytes), the page must say so
+// and read its values as data·scale, and the digit it shows must be what
+// /v1/decode makes of that latent.
+func checkQuant(t *testing.T, base string, c quantCase) {
+	if c.Alert != "" {
+		t.Errorf("the page shows an error: %q", c.Alert)
+	}
+	all := []string{"float32", "float16", "int8"}
+	if c.Initial.Value != "int8" || !slices.Equal(c.Initial.Options, all) {
+		t.Errorf("compact's dtypes: %+v, want int8 (the default) of %v", c.Initial, all)
+	}
+	if c.Quant.Value != "int8" {
+		t.Errorf("after choosing int8 the control says %q", c.Quant.Value)
+	}
+	if c.Encode == nil || c.Decode == nil {
+		t.Fatalf("the page sent no latent: encode %v, decode %v", c.Encode, c.Decode)
+	}
+	u, err := url.Parse(c.Encode.URL)
+	if err != nil || u.Path != "/v1/encode" || u.Query().Get("model") != "compact" || u.Query().Get("quant") != "int8" ||
+		c.Encode.Accept != "application/octet-stream" || c.Encode.Type != "image/png" {
+		t.Errorf("the page encoded with %s (%s, Accept %s), want /v1/encode?model=compact&quant=int8 of a PNG, for the binary latent",
+			c.Encode.URL, c.Encode.Type, c.Encode.Accept)
+	}
+	if c.Decode.Type != "application/octet-stream" {
+		t.Errorf("the page sent the latent to /v1/decode as %q", c.Decode.Type)
+	}
+	png := unb64(t, c.Encode.Body)
+	latent := unb64(t, c.Decode.Body)
+	want := post(t, base, "/v1/encode?model=compact&quant=int8", "image/png", "application/octet-stream", png)
+	if !bytes.Equal(latent, want) {
+		t.Fatalf("the page sent a %d-byte latent to /v1/decode, not the %d bytes /v1/encode?quant=int8 answers for its input", len(latent), len(want))
+	}
+	var l api.Latent
+	if err := l.UnmarshalBinary(latent); err != nil {
+		t.Fatal(err)
+	}
+	if len(latent) != 47 || l.DType != api.DTypeInt8 || !slices.Equal(l.Shape, []int{1, 32}) {
+		t.Fatalf("compact's int8 latent: %d bytes, %s %v; want 47 bytes, int8 [1 32]", len(latent), l.DType, l.Shape)
+	}
+
+	// What the page says of it: 47 bytes against the PNG's, and the ratio.
+	ratio := fmt.Sprintf("%.1f× smaller", float64(len(png))/47)
+	for _, s := range []string{"47 bytes (32 int8", fmt.Sprintf("%s: the latent is %s", formatBytes(len(png)), ratio)} {
+		if !strings.Contains(c.Transmit, s) {
+			t.Errorf("sender and receiver: %q, want %q", c.Transmit, s)
+		}
+	}
+
+	// The page's parser dequantises: data·scale, as api.Latent.Values.
+	vals := l.Values()
+	if p := c.Parsed; p == nil || p.DType != "int8" || !slices.Equal(p.Shape, l.Shape) || p.Scale != float64(l.Scale) || len(p.Values) != len(vals) {
+		t.Fatalf("the page's parseLatent read %+v; want int8 %v with the scale %v", c.Parsed, l.Shape, l.Scale)
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for i, v := range vals {
+		if math.Abs(c.Parsed.Values[i]-float64(v)) > 1e-6*math.Max(1, math.Abs(float64(v))) {
+			t.Fatalf("the page's parseLatent reads value %d as %v, want %v (data %v × scale %v)", i, c.Parsed.Values[i], v, l.Data[i], l.Scale)
+		}
+		lo, hi = min(lo, float64(v)), max(hi, float64(v))
+	}
+	// The heat map shows those values: its range is theirs.
+	if !c.LatentVisible || !strings.Contains(c.LatentCaption, "32 numbers, int8") {
+		t.Errorf("latent heat map shown %v, caption %q", c.LatentVisible, c.LatentCaption)
+	}
+	m := regexp.MustCompile(`(-?\d+\.\d+) \(dark\) to (-?\d+\.\d+) \(yellow\)`).FindStringSubmatch(c.LatentCaption)
+	if m == nil {
+		t.Errorf("the heat map's caption %q gives no range", c.LatentCaption)
+	} else {
+		gotLo, _ := strconv.ParseFloat(m[1], 64)
+		gotHi, _ := strconv.ParseFloat(m[2], 64)
+		if math.Abs(gotLo-lo) > 0.0051 || math.Abs(gotHi-hi) > 0.0051 {
+			t.Errorf("the heat map spans %s to %s, the latent's values %.4f to %.4f", m[1], m[2], lo, hi)
+		}
+	}
+
+	// The receiver shows what /v1/decode makes of the latent.
+	if !c.ReceivedVisible || c.Received == nil {
+		t.Fatalf("the receiver shows no digit (%q)", c.ReceivedLabel)
+	}
+	if c.ReceivedLabel != "Receiver: decoded from the int8 latent" {
+		t.Errorf("the receiver's caption: %q", c.ReceivedLabel)
+	}
+	dec := gray(t, post(t, base, "/v1/decode", "application/octet-stream", "image/png", latent))
+	if c.Received.Width != 28 || c.Received.Height != 28 || !bytes.Equal(c.Received.Px, dec.Pix) {
+		t.Errorf("the receiver's digit (%d×%d) is not what /v1/decode makes of the latent", c.Received.Width, c.Received.Height)
+	}
+	ink := 0
+	for _, v := range dec.Pix {
+		if v > 128 {
+			ink++
+		}
+	}
+	if ink < 20 {
+		t.Errorf("the decoded digit has %d inked pixels of 784", ink)
+	}
+}
+
+// formatBytes is the page's byte count: thousands separated by commas.
+func formatBytes(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s + " bytes"
+}
+
+// post sends body to the test server as the page would, with the token,
+// and returns the 200 answer's body.
+func post(t *testing.T, base, path, ctype, accept string, body []byte) []byte {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", ctype)
+	req.Header.Set("Accept", accept)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("POST %s: %d %v %.200s", path, res.StatusCode, err, b)
+	}
+	return b
 }
 
 // checkDocs compares the operations Swagger UI lists with the spec's.

@@ -18,6 +18,7 @@ const app = {
   api: new Api(() => $('token').value.trim()),
   models: [],
   model: null,
+  quant: null, // the dtype /v1/encode sends the latent in (?quant=), as the sender and receiver view chose it; null is float32
   last: null, // the last run: {model, input, noisy} (PNG Blobs)
   track, // runs a view's own work (a control it has) as a run is run
   settled, // resolves once nothing is scheduled, running or tracked
@@ -132,7 +133,8 @@ function clearViews() {
 //   noisy                input with the noise level and seed set, as sent
 //                        to every later call: {png, px, level, seed, ms}
 //   once(key, fn)        fn(), called once per run for all views
-//   encode()             POST /v1/encode of noisy, the binary latent
+//   encode()             POST /v1/encode of noisy, the binary latent, in
+//                        app.quant's dtype (?quant=; float32 for null)
 //   reconstruct()        POST /v1/reconstruct of noisy, one PNG
 //   current()            false once a newer run has started
 async function runInput(n) {
@@ -155,13 +157,14 @@ async function runInput(n) {
     const noisy = { png, px, level, seed, ms: performance.now() - t0 };
     const memo = new Map();
     const q = { model: model.name };
+    const eq = app.quant && app.quant !== 'float32' ? { ...q, quant: app.quant } : q;
     ctx = {
       api: app.api, model, models: app.models, input, noisy, current,
       once(key, fn) {
         if (!memo.has(key)) memo.set(key, fn());
         return memo.get(key);
       },
-      encode: () => ctx.once('encode', () => app.api.post('/v1/encode', png, q, 'application/octet-stream')),
+      encode: () => ctx.once('encode', () => app.api.post('/v1/encode', png, eq, 'application/octet-stream')),
       reconstruct: () => ctx.once('reconstruct', () => app.api.post('/v1/reconstruct', png, q, 'image/png')),
     };
     app.last = { model: model.name, input: input.png, noisy: png };

@@ -95,7 +95,9 @@ export function addNoise(px, level, seed) {
 // parseLatent reads the binary latent (README, "Binary latent, version 1"):
 // magic 0xAE, version<<4|dtype, 8 bytes of fingerprint, ndim, the dims as
 // LEB128 varints, an IEEE half scale for int8, then the values
-// little-endian. float32, float16 and int8 are read.
+// little-endian. float32, float16 and int8 are read; values are the numbers
+// the latent stands for (int8: data·scale), scale is int8's (else null) and
+// headerBytes everything before the data, the scale included.
 export function parseLatent(buf) {
   const b = new Uint8Array(buf);
   const dv = new DataView(buf);
@@ -118,23 +120,25 @@ export function parseLatent(buf) {
     }
     shape.push(v);
   }
-  let scale = 1;
+  let scale = null;
   if (dtype === 3) {
     scale = half(dv.getUint16(o, true));
     o += 2;
   }
   const n = shape.reduce((a, x) => a * x, 1);
+  const size = { 1: 4, 2: 2, 3: 1 }[dtype];
+  if (!size) throw new Error(`binary latent dtype ${dtype} is not known`);
+  if (b.length !== o + n * size) throw new Error(`binary latent of ${b.length} bytes, not ${o + n * size} as its shape ${shape.join('×')} says`);
   const values = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     switch (dtype) {
       case 1: values[i] = dv.getFloat32(o + 4 * i, true); break;
       case 2: values[i] = half(dv.getUint16(o + 2 * i, true)); break;
-      case 3: values[i] = dv.getInt8(o + i) * scale; break;
-      default: throw new Error(`binary latent dtype ${dtype} is not known`);
+      default: values[i] = dv.getInt8(o + i) * scale; // int8
     }
   }
   const names = { 1: 'float32', 2: 'float16', 3: 'int8' };
-  return { fingerprint, shape, dtype: names[dtype], values, headerBytes: o, bytes: b.length };
+  return { fingerprint, shape, dtype: names[dtype], scale, values, headerBytes: o, bytes: b.length };
 }
 
 function half(h) {

@@ -50,7 +50,8 @@ export default {
   },
 };
 
-// LatentTile draws a latent as a heat map in the model's latent shape:
+// LatentTile draws a latent (parseLatent's: the numbers it stands for, an
+// int8 one's data times its scale) as a heat map in the model's latent shape:
 // [C, H, W] as C maps of H×W (conv: 32 maps of 7×7), a vector as a strip
 // of cells, wrapped into rows of 16 past 32 numbers.
 class LatentTile extends Tile {
@@ -103,7 +104,7 @@ class LatentTile extends Tile {
     const shape = dims.length === 3 ? `${maps} maps of ${h}×${w}` : dims.length === 1 ? `${n} numbers` : dims.join("×");
     this.label.textContent = `Latent (${shape}, ${l.dtype})`;
     this.range.textContent = `${lo.toFixed(2)} (dark) to ${hi.toFixed(2)} (yellow)`;
-    c.setAttribute('aria-label', `Latent heat map: ${shape}, values from ${lo.toFixed(2)} to ${hi.toFixed(2)}`);
+    c.setAttribute('aria-label', `Latent heat map: ${shape}, ${l.dtype}, values from ${lo.toFixed(2)} to ${hi.toFixed(2)}`);
     c.hidden = false;
     this.time(answer);
   }

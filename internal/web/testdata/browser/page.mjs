@@ -128,6 +128,13 @@ async function lastB64(page, key) {
   }, key);
 }
 
+// quantChoice is the sender and receiver view's dtype control: its
+// options and the selected one.
+async function quantChoice(page) {
+  const sel = page.getByLabel('Send the latent as');
+  return { value: await sel.inputValue(), options: await sel.locator('option').evaluateAll((os) => os.map((o) => o.value)) };
+}
+
 async function axe(page) {
   await page.evaluate(axeSource);
   const r = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
@@ -156,10 +163,13 @@ const cases = [
     await setRange(page, '#noise', 0.3);
     await page.fill('#seed', '7');
     const sent = [];
+    const encodes = [];
     const onReq = (r) => {
-      if (r.method() === 'POST' && new URL(r.url()).pathname === '/v1/reconstruct') {
+      if (r.method() !== 'POST') return;
+      const p = new URL(r.url()).pathname;
+      if (p === '/v1/reconstruct') {
         sent.push({ url: r.url(), type: r.headers()['content-type'], auth: r.headers().authorization || '', body: r.postDataBuffer()?.toString('base64') });
-      }
+      } else if (p === '/v1/encode') encodes.push(r.url());
     };
     page.on('request', onReq);
     await drawSeven(page);
@@ -183,6 +193,8 @@ const cases = [
       },
       latentVisible: await page.locator('#tile-latent canvas').isVisible(),
       transmit: await text('#view-transmit .wire'),
+      quant: await quantChoice(page),
+      encodeURL: encodes[encodes.length - 1],
       score: await text('#view-score'),
       classify: await text('#classify-answer'),
       bars: await page.locator('#view-classify .bars li').count(),
@@ -216,6 +228,57 @@ const cases = [
     await page.check('#classify-denoise');
     await settled(page);
     return { classify: (await page.locator('#classify-answer').innerText()).trim() };
+  }],
+
+  // The compact model's 47-byte int8 latent: the dtype it defaults to,
+  // chosen again by its label; a 7 drawn anew; what the page sent and got
+  // on the way (the Go test checks them against the server), what it says
+  // of the latent, the heat map of it and the decoded digit. The page's
+  // own parseLatent reads the latent back, for the Go test to compare with
+  // api.Latent's values.
+  ['quant', async (page) => {
+    await page.selectOption('#model', 'compact');
+    await settled(page);
+    const initial = await quantChoice(page);
+    await page.click('#clear');
+    await page.getByLabel('Send the latent as').selectOption('int8');
+    await settled(page);
+    const encodes = [];
+    const decodes = [];
+    const onReq = (r) => {
+      if (r.method() !== 'POST') return;
+      const p = new URL(r.url()).pathname;
+      const h = r.headers();
+      const x = { url: r.url(), type: h['content-type'], accept: h.accept, body: r.postDataBuffer()?.toString('base64') };
+      if (p === '/v1/encode') encodes.push(x);
+      if (p === '/v1/decode') decodes.push(x);
+    };
+    page.on('request', onReq);
+    await drawSeven(page);
+    await settled(page);
+    page.off('request', onReq);
+    const latent = decodes[decodes.length - 1]?.body;
+    const parsed = latent && await page.evaluate(async (b64) => {
+      const { parseLatent } = await import('/static/pixels.js');
+      const l = parseLatent(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer);
+      return { dtype: l.dtype, shape: l.shape, scale: l.scale, values: Array.from(l.values) };
+    }, latent);
+    const text = async (sel) => (await page.locator(sel).innerText()).trim();
+    const receivedVisible = await page.locator('#tile-received img').isVisible();
+    return {
+      initial,
+      quant: await quantChoice(page),
+      encode: encodes[encodes.length - 1] || null,
+      decode: decodes[decodes.length - 1] || null,
+      parsed: parsed || null,
+      transmit: await text('#view-transmit .wire'),
+      receivedLabel: await text('#tile-received .tile-label'),
+      receivedVisible,
+      received: receivedVisible ? await imgPixels(page, '#tile-received img') : null,
+      latentCaption: await text('#tile-latent figcaption'),
+      latentVisible: await page.locator('#tile-latent canvas').isVisible(),
+      alert: await alertText(page),
+    };
   }],
 
   // A file that is no image: the page shows the server's problem.
