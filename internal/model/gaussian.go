@@ -201,6 +201,18 @@ func (op *reparamGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value
 	return out, nil
 }
 
+// PriorSample draws n codes of l numbers from the prior N(0, I), from seed:
+// what a generative model decodes into new items. The same seed gives the
+// same codes, whoever draws them (the server's /v1/sample, the evaluation).
+func PriorSample(n, l int, seed int64) []float32 {
+	rng := rand.New(rand.NewSource(seed))
+	z := make([]float32, n*l)
+	for i := range z {
+		z[i] = float32(rng.NormFloat64())
+	}
+	return z
+}
+
 // ---- KL(q(z|x) ‖ N(0, I)) ----
 
 // klPriorOp is scale·mean over items of KL(N(μ, σ²) ‖ N(0, I)), in closed

@@ -58,6 +58,16 @@ var presets = map[string]preset{
 		arch: model.ArchCompact, epochs: 20, seed: 8,
 		description: "Compact convolutional autoencoder with a 32-number linear code, for sending digits in tens of bytes (int8: 47 bytes)",
 	},
+	"vae": {
+		arch: model.ArchVAE, epochs: 30, seed: 9,
+		objective:   model.Objective{KL: 1},
+		description: "Variational autoencoder, 784 → 400 → Gaussian code of 20 → 400 → 784, trained on the negative ELBO (summed BCE at a sampled code + KL to N(0, I))",
+	},
+	"vae2": {
+		arch: model.ArchVAE2, epochs: 30, seed: 10,
+		objective:   model.Objective{KL: 1},
+		description: "Variational autoencoder with a 2-number code, 784 → 400 → 2 → 400 → 784, for pictures of its latent space",
+	},
 	"classifier": {
 		arch: model.ArchCNN, epochs: 12, seed: 7,
 		description: "CNN classifier trained on clean MNIST digits only",
