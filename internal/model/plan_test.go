@@ -63,7 +63,7 @@ func TestPlanMatchesTapeMachine(t *testing.T) {
 					for _, s := range parts {
 						layers += len(s.Layers)
 					}
-					if m.Arch.Gaussian && h != Posterior {
+					if m.Arch.Gaussian && (h == Encoder || h == Full) {
 						layers++ // the mean of the code
 					}
 					if len(p.steps) != layers {
