@@ -16,7 +16,7 @@ race:
 bench:          ## kernels and batcher benchmarks
 	go test -run '^$$' -bench . -benchmem ./internal/model ./internal/batch
 
-MODELS ?= conv denoise dense deep sparse sparse-unpenalised contractive contractive-unpenalised compact classifier
+MODELS ?= conv denoise dense deep sparse sparse-unpenalised contractive contractive-unpenalised compact vae vae2 classifier
 
 train:          ## REPLACES the shipped weights in weights/ by retraining every model (MODELS=...; needs libopenblas-dev)
 	@echo "make train replaces the shipped weights in weights/ (MODELS=$(MODELS)); the next build serves what it trains"

@@ -346,8 +346,14 @@ func (c *Client) images(ctx context.Context, path string, q url.Values, body []b
 	if err != nil {
 		return nil, err
 	}
+	return decodeImages(path, r.body, want)
+}
+
+// decodeImages reads an Images answer of exactly want pictures (any number
+// if want < 0).
+func decodeImages(path string, body []byte, want int) ([][]byte, error) {
 	var im Images
-	if err := json.Unmarshal(r.body, &im); err != nil {
+	if err := json.Unmarshal(body, &im); err != nil {
 		return nil, fmt.Errorf("api: %s: %w", path, err)
 	}
 	if want >= 0 && len(im.Images) != want {
@@ -355,6 +361,7 @@ func (c *Client) images(ctx context.Context, path string, q url.Values, body []b
 	}
 	out := make([][]byte, len(im.Images))
 	for i, s := range im.Images {
+		var err error
 		if out[i], err = base64.StdEncoding.DecodeString(s); err != nil {
 			return nil, fmt.Errorf("api: %s: image %d: %w", path, i, err)
 		}

@@ -339,3 +339,62 @@ func TestRealScore(t *testing.T) {
 	_, err = c.Score(ctx, api.ScoreOptions{Model: "classifier"}, pngs[0])
 	wantProblem(t, err, http.StatusBadRequest, "unsupported-operation")
 }
+
+// Sample and Interpolate: the seed fixes the digits and comes back; the
+// interpolation's ends are the images' reconstructions; bounds and models
+// that cannot are problems.
+func TestRealSampleInterpolate(t *testing.T) {
+	c := realServer(t)
+	ctx := t.Context()
+	seed := int64(42)
+	a, used, err := c.Sample(ctx, api.SampleOptions{N: 5, Seed: &seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := c.Sample(ctx, api.SampleOptions{Model: "vae", N: 5, Seed: &seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used != 42 || len(a) != 5 || !slices.EqualFunc(a, b, bytes.Equal) {
+		t.Fatalf("seed 42 twice: seed %d, %d and %d digits, equal %v", used, len(a), len(b), slices.EqualFunc(a, b, bytes.Equal))
+	}
+	for _, p := range a {
+		grey(t, p)
+	}
+	d, chosen, err := c.Sample(ctx, api.SampleOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _, err := c.Sample(ctx, api.SampleOptions{Seed: &chosen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d) != api.DefaultSamples || !slices.EqualFunc(d, again, bytes.Equal) {
+		t.Errorf("the server's seed %d: %d digits, which it does not draw again", chosen, len(d))
+	}
+
+	pngs, _ := testDigits(t, 10, 2)
+	steps, err := c.Interpolate(ctx, api.InterpolateOptions{K: 4}, pngs[0], pngs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := c.Reconstruct(ctx, api.ImageOptions{Model: "vae"}, pngs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) != 4 || maxGreyDiff(grey(t, steps[0]), grey(t, rec[0])) != 0 || maxGreyDiff(grey(t, steps[3]), grey(t, rec[1])) > 1 {
+		t.Errorf("%d steps, not from the first image's reconstruction to the second's", len(steps))
+	}
+
+	_, _, err = c.Sample(ctx, api.SampleOptions{N: api.MaxSamples + 1})
+	wantProblem(t, err, http.StatusBadRequest, "malformed")
+	_, _, err = c.Sample(ctx, api.SampleOptions{Model: "conv"})
+	wantProblem(t, err, http.StatusBadRequest, "unsupported-operation")
+	_, err = c.Interpolate(ctx, api.InterpolateOptions{K: 1}, pngs[0], pngs[1])
+	wantProblem(t, err, http.StatusBadRequest, "malformed")
+	_, err = c.Interpolate(ctx, api.InterpolateOptions{Model: "dense"}, pngs[0], pngs[1])
+	wantProblem(t, err, http.StatusBadRequest, "unsupported-operation")
+	if _, err = c.Interpolate(ctx, api.InterpolateOptions{}, pngs[0], nil); err == nil {
+		t.Error("one image: no error")
+	}
+}

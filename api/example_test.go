@@ -207,7 +207,43 @@ func ExampleClient_Models() {
 	// dense autoencoder [32] 141 bytes false
 	// sparse autoencoder [128] 526 bytes false
 	// sparse-unpenalised autoencoder [128] 526 bytes false
+	// vae autoencoder [20] 93 bytes false
+	// vae2 autoencoder [2] 21 bytes false
 	// default: conv
+}
+
+// A variational autoencoder draws new digits from its prior: the same seed,
+// the same digits. Without a seed the server chooses one and says which.
+func ExampleClient_Sample() {
+	url, stop := exampleServer()
+	defer stop()
+
+	c := &api.Client{BaseURL: url}
+	seed := int64(1)
+	pngs, used, err := c.Sample(context.Background(), api.SampleOptions{N: 4, Seed: &seed})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(len(pngs), "new digits from seed", used)
+	// Output:
+	// 4 new digits from seed 1
+}
+
+// Interpolate morphs one digit into another: the decodings of codes evenly
+// spaced between the two images' means, both ends included.
+func ExampleClient_Interpolate() {
+	url, stop := exampleServer()
+	defer stop()
+
+	c := &api.Client{BaseURL: url}
+	seven, two := readFile("testdata/seven.png"), readFile("testdata/two.png")
+	steps, err := c.Interpolate(context.Background(), api.InterpolateOptions{K: 6}, seven, two)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(len(steps), "digits from a seven to a two")
+	// Output:
+	// 6 digits from a seven to a two
 }
 
 // Failures are problem documents: errors.As finds the *api.Problem, with the

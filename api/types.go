@@ -112,7 +112,8 @@ const (
 )
 
 // Operations a model can answer, by route: /v1/encode, /v1/decode,
-// /v1/reconstruct, /v1/denoise, /v1/score, /v1/classify.
+// /v1/reconstruct, /v1/denoise, /v1/score, /v1/classify, /v1/sample,
+// /v1/interpolate.
 const (
 	OpEncode      = "encode"
 	OpDecode      = "decode"
@@ -120,6 +121,10 @@ const (
 	OpDenoise     = "denoise"
 	OpScore       = "score"
 	OpClassify    = "classify"
+	// A model with a Gaussian code (a variational autoencoder) also draws
+	// new digits and interpolates between two.
+	OpSample      = "sample"
+	OpInterpolate = "interpolate"
 )
 
 // ModelInfo describes one served model, enough to use, reproduce and judge it.
@@ -204,6 +209,14 @@ type Metrics struct {
 	Accuracy *float64 `json:"accuracy,omitempty"`
 	// Scores is an autoencoder's score distribution on the clean test digits.
 	Scores *ScoreDistribution `json:"scores,omitempty"`
+	// NegELBOnats is a variational autoencoder's negative ELBO in nats per
+	// test digit (the KL to the prior plus the BCE summed over the pixels
+	// at one sampled code), and KLnats its KL part.
+	NegELBOnats *float64 `json:"neg_elbo_nats,omitempty"`
+	KLnats      *float64 `json:"kl_nats,omitempty"`
+	// Samples is a classifier's verdict on a variational autoencoder's
+	// draws from its prior.
+	Samples *SampleQuality `json:"samples,omitempty"`
 }
 
 // TensorInfo names one weight tensor and its shape.

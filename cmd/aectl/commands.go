@@ -14,7 +14,8 @@ import (
 )
 
 // commands are aectl's subcommands, in the order of aectl help.
-var commands = []*command{encodeCmd, decodeCmd, reconstructCmd, denoiseCmd, scoreCmd, classifyCmd, modelsCmd}
+var commands = []*command{encodeCmd, decodeCmd, reconstructCmd, denoiseCmd, scoreCmd, classifyCmd,
+	sampleCmd, interpolateCmd, modelsCmd}
 
 const fitHelp = "prepare images of any size as MNIST did: invert dark-on-light, crop to the ink, scale, centre"
 
@@ -322,6 +323,141 @@ JPEG or GIF file, or - for stdin. Over /v1 only (not --v2 or --grpc).
 	},
 }
 
+// generator is the service of sample and interpolate: routes of a
+// variational autoencoder, with no V2 form.
+type generator interface {
+	Sample(ctx context.Context, opts api.SampleOptions) ([][]byte, int64, error)
+	Interpolate(ctx context.Context, opts api.InterpolateOptions, a, b []byte) ([][]byte, error)
+}
+
+var _ generator = (*api.Client)(nil)
+
+func generatorOf(cm *common, name string) (generator, error) {
+	g, ok := cm.svc.(generator)
+	if !ok {
+		return nil, usagef("%s is a /v1 route with no Open Inference Protocol form: drop --v2 and --grpc", name)
+	}
+	return g, nil
+}
+
+// numbered names n images stem.0.png … stem.(n−1).png, the numbers padded
+// to the same width so that they sort.
+func numbered(stem string, n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("%s.%0*d.png", stem, len(strconv.Itoa(n-1)), i)
+	}
+	return names
+}
+
+var sampleCmd = &command{
+	name:    "sample",
+	args:    "",
+	summary: "new digits drawn from a variational autoencoder",
+	help: `Draw new digits: codes from the prior N(0, I) of a variational autoencoder
+(vae by default, vae2 with its 2-number code), decoded. The same seed draws the
+same digits; without --seed the server chooses one, and the files are named
+after it, sample-SEED.K.png, so that any draw can be had again. One digit
+(-n 1) goes to stdout or -o FILE; several into the directory -o DIR. Over /v1
+only.
+
+  aectl sample -n 16 -o samples/
+  aectl sample -n 1 --seed 7 > seven.png
+  aectl sample --model vae2 --seed 1 -o samples/`,
+	flags: func(fs *flag.FlagSet) func(*env, *common, []string) error {
+		model := fs.String("model", "", "a variational autoencoder `NAME` (default: the server's, vae)")
+		n := fs.Int("n", api.DefaultSamples, fmt.Sprintf("how many digits, 1 to %d", api.MaxSamples))
+		seed := fs.Int64("seed", -1, "draw from `SEED`, 0 or more (default: the server chooses)")
+		out := fs.String("o", "", "write the digit to `PATH`, or the digits into directory PATH (default: stdout)")
+		return func(e *env, cm *common, files []string) error {
+			if len(files) > 0 {
+				return usagef("sample takes no files (got %q): the flags say what to draw", files)
+			}
+			if *n < 1 || *n > api.MaxSamples {
+				return usagef("-n %d: draw 1 to %d digits", *n, api.MaxSamples)
+			}
+			g, err := generatorOf(cm, "sample")
+			if err != nil {
+				return err
+			}
+			// Where the digits go is settled before anything is drawn; the
+			// names carry the seed, known only then.
+			if _, err := plan(e, *out, numbered("sample", *n), nil); err != nil {
+				return err
+			}
+			opts := api.SampleOptions{Model: *model, N: *n}
+			if *seed >= 0 {
+				opts.Seed = seed
+			}
+			ctx, cancel := cm.context()
+			defer cancel()
+			pngs, used, err := g.Sample(ctx, opts)
+			if err != nil {
+				return cm.wrap(err)
+			}
+			dst, err := plan(e, *out, numbered(fmt.Sprintf("sample-%d", used), *n), nil)
+			if err != nil {
+				return err
+			}
+			return dst.write(e, pngs)
+		}
+	},
+}
+
+var interpolateCmd = &command{
+	name:    "interpolate",
+	args:    "IMAGE IMAGE",
+	summary: "two PNG images → the digits between them",
+	help: `Encode two digits with a variational autoencoder (vae by default) and decode K
+codes evenly spaced from the first one's mean to the second's, both ends
+included: a morph from one digit to the other. The digits go into the
+directory -o DIR as A-B.0.png … A-B.(K-1).png, A and B the images' names. Over
+/v1 only.
+
+  aectl interpolate seven.png two.png -o morph/
+  aectl interpolate -k 16 --model vae2 a.png b.png -o morph/`,
+	flags: func(fs *flag.FlagSet) func(*env, *common, []string) error {
+		model := fs.String("model", "", "a variational autoencoder `NAME` (default: the server's, vae)")
+		k := fs.Int("k", api.DefaultSteps, fmt.Sprintf("how many digits, the two ends included: %d to %d", api.MinSteps, api.MaxSteps))
+		fit := fs.Bool("fit", false, fitHelp)
+		out := fs.String("o", "", "write the digits into directory `DIR`")
+		return func(e *env, cm *common, files []string) error {
+			if len(files) != 2 {
+				return usagef("interpolate takes two images, the first and the last (got %d)", len(files))
+			}
+			if *k < api.MinSteps || *k > api.MaxSteps {
+				return usagef("-k %d: %d to %d digits", *k, api.MinSteps, api.MaxSteps)
+			}
+			g, err := generatorOf(cm, "interpolate")
+			if err != nil {
+				return err
+			}
+			stems := make([]string, 2)
+			for i, f := range files {
+				stems[i] = "stdin"
+				if f != "-" {
+					stems[i] = fileStem(f)
+				}
+			}
+			dst, err := plan(e, *out, numbered(stems[0]+"-"+stems[1], *k), nil)
+			if err != nil {
+				return err
+			}
+			pngs, err := readImages(e, files)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cm.context()
+			defer cancel()
+			got, err := g.Interpolate(ctx, api.InterpolateOptions{Model: *model, K: *k, Fit: *fit}, pngs[0], pngs[1])
+			if err != nil {
+				return cm.wrap(err)
+			}
+			return dst.write(e, got)
+		}
+	},
+}
+
 var modelsCmd = &command{
 	name:    "models",
 	args:    "[NAME]",
@@ -478,6 +614,17 @@ func printModel(w io.Writer, m *api.ModelInfo) error {
 		}
 		if len(parts) > 0 {
 			row("test metrics", "%s", strings.Join(parts, ", "))
+		}
+		if mt.NegELBOnats != nil {
+			kl := ""
+			if mt.KLnats != nil {
+				kl = fmt.Sprintf(" (KL %.2f)", *mt.KLnats)
+			}
+			row("negative ELBO", "%.2f nats per test digit%s", *mt.NegELBOnats, kl)
+		}
+		if sq := mt.Samples; sq != nil {
+			row("samples", "%s takes %d draws from the prior for digits with mean top probability %.3f; per digit 0–9: %s",
+				sq.Classifier, sq.Samples, sq.MeanTopProbability, strings.Trim(fmt.Sprint(sq.Digits), "[]"))
 		}
 		if d := mt.Scores; d != nil {
 			for _, sc := range []struct {

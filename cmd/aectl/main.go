@@ -211,7 +211,8 @@ func help(e *env, args []string) int {
 func printUsage(w io.Writer) {
 	fmt.Fprint(w, `aectl talks to an aeserve server: it encodes digits (28×28 PNGs, white on black
 as in MNIST) into latent codes, decodes latents back into digits, reconstructs,
-denoises and classifies digits, and lists the server's models.
+denoises and classifies digits, draws new ones from a variational autoencoder,
+and lists the server's models.
 
 usage: aectl [--server URL] [--v2 | --grpc ADDR] COMMAND [flags] [FILE...]
        (and [--token TOKEN | --token-file FILE] [--ca FILE] [--grpc-tls])
@@ -246,7 +247,7 @@ Exit status: 0 on success, 1 when the server, the network or a file fails,
 func (c *command) printUsage(w io.Writer) {
 	fs := c.flagSet(&env{server: defaultServer}, new(common))
 	c.flags(fs)
-	fmt.Fprintf(w, "usage: aectl %s [flags] %s\n\n%s\n\nflags:\n", c.name, c.args, strings.TrimSpace(c.help))
+	fmt.Fprintf(w, "%s\n\n%s\n\nflags:\n", strings.TrimSpace("usage: aectl "+c.name+" [flags] "+c.args), strings.TrimSpace(c.help))
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 }

@@ -644,3 +644,70 @@ func TestQuant(t *testing.T) {
 		t.Errorf("int8 for conv: %s", r.stderr)
 	}
 }
+
+// sample draws digits named after their seed, the same again from it;
+// interpolate morphs one image into another; both are /v1 only.
+func TestSampleInterpolate(t *testing.T) {
+	srv := startServer(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "s")
+	aectl(t, srv, nil, "sample", "-n", "3", "--seed", "11", "-o", out).want(t, 0)
+	var first [][]float32
+	for i := range 3 {
+		first = append(first, readPixels(t, filepath.Join(out, fmt.Sprintf("sample-11.%d.png", i))))
+	}
+	one := pixels(t, []byte(aectl(t, srv, nil, "sample", "-n", "1", "--seed", "11").want(t, 0).stdout))
+	if maxDiff(one, first[0]) != 0 {
+		t.Error("the same seed drew another first digit")
+	}
+	// Without --seed the files say which seed the server chose.
+	free := filepath.Join(dir, "free")
+	aectl(t, srv, nil, "sample", "--model", "vae2", "-n", "12", "-o", free).want(t, 0)
+	entries, err := os.ReadDir(free)
+	if err != nil || len(entries) != 12 {
+		t.Fatalf("%d files (%v), want 12", len(entries), err)
+	}
+	m := regexp.MustCompile(`^sample-(\d+)\.(\d\d)\.png$`).FindStringSubmatch(entries[0].Name())
+	if m == nil || m[2] != "00" {
+		t.Fatalf("file %q, want sample-SEED.00.png", entries[0].Name())
+	}
+	again := pixels(t, []byte(aectl(t, srv, nil, "sample", "--model", "vae2", "-n", "1", "--seed", m[1]).want(t, 0).stdout))
+	if maxDiff(again, readPixels(t, filepath.Join(free, entries[0].Name()))) != 0 {
+		t.Errorf("seed %s from the file name does not draw the digit again", m[1])
+	}
+
+	imgs := writeDigits(t, dir, []string{"seven", "two"}, 0)
+	morph := filepath.Join(dir, "morph")
+	aectl(t, srv, nil, "interpolate", "-k", "5", imgs[0], imgs[1], "-o", morph).want(t, 0)
+	rec := filepath.Join(dir, "rec")
+	aectl(t, srv, nil, "reconstruct", "--model", "vae", imgs[0], imgs[1], "-o", rec).want(t, 0)
+	if maxDiff(readPixels(t, filepath.Join(morph, "seven-two.0.png")), readPixels(t, filepath.Join(rec, "seven.reconstructed.png"))) != 0 ||
+		maxDiff(readPixels(t, filepath.Join(morph, "seven-two.4.png")), readPixels(t, filepath.Join(rec, "two.reconstructed.png"))) > 1 {
+		t.Error("the morph does not run from the first image's reconstruction to the second's")
+	}
+
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"sample", "-n", "0"}, 2, "draw 1 to 64 digits"},
+		{[]string{"sample", "-n", "4"}, 2, "4 images to write: name a directory with -o DIR"},
+		{[]string{"sample", "x.png"}, 2, "sample takes no files"},
+		{[]string{"--v2", "sample", "-n", "1"}, 2, "no Open Inference Protocol form"},
+		{[]string{"interpolate", imgs[0]}, 2, "takes two images"},
+		{[]string{"interpolate", "-k", "65", imgs[0], imgs[1], "-o", morph}, 2, "2 to 64 digits"},
+		{[]string{"interpolate", imgs[0], imgs[1]}, 2, "name a directory with -o DIR"},
+		{[]string{"sample", "--model", "conv", "-n", "1"}, 1, "cannot sample"},
+		{[]string{"interpolate", "--model", "dense", imgs[0], imgs[1], "-o", morph}, 1, "cannot interpolate"},
+	} {
+		r := aectl(t, srv, nil, tc.args...).want(t, tc.code)
+		if !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%q: stderr %q, want %q", tc.args, r.stderr, tc.want)
+		}
+	}
+	// models NAME shows what the samples are worth.
+	if out := aectl(t, srv, nil, "models", "vae").want(t, 0).stdout; !strings.Contains(out, "negative ELBO") || !strings.Contains(out, "sample, interpolate") {
+		t.Errorf("models vae:\n%s", out)
+	}
+}

@@ -86,6 +86,7 @@ type autoResult struct {
 	jacNote            string                   // why there is no Jacobian figure
 	scores             *model.ScoreDistribution // on the clean test digits
 	auc                map[string][2]float64    // ROC AUC (MSE, BCE) of digits against each non-digit kind, and "all"
+	gen                *genResult               // a Gaussian code's figures and pictures, or nil
 }
 
 // Anomaly scores: how many non-digits of each kind, and their seed.
@@ -274,7 +275,7 @@ func discover(fsys fs.FS) ([]string, error) {
 // shownFirst is the order in which the report shows the models it knows,
 // families together; other models follow by name.
 var shownFirst = []string{"conv", "denoise", "dense", "deep", "sparse", "sparse-unpenalised",
-	"contractive", "contractive-unpenalised", "classifier"}
+	"contractive", "contractive-unpenalised", "vae", "vae2", "classifier"}
 
 func presentationOrder(names []string) []string {
 	rank := func(n string) int {
@@ -460,6 +461,12 @@ func evaluateAuto(cfg config, m *model.Model, test *train.Set, noisy map[float64
 			a.view = &codeView{x: x, y: y, labels: test.Labels[:vn], explained: ex}
 		}
 		a.filters = firstLayer(m)
+	}
+	if m.Arch.Generative() {
+		if a.gen, err = evaluateGenerative(cfg, m, test, cls); err != nil {
+			return nil, err
+		}
+		cfg.logf("%s: negative ELBO %.2f nats (KL %.2f)", m.Name, a.gen.elbo, a.gen.kl)
 	}
 	cfg.logf("%s: PSNR %.2f dB clean, SSIM %.4f (%s)", m.Name, a.clean.PSNR, a.clean.SSIM, time.Since(t0).Round(time.Millisecond))
 	return a, nil

@@ -46,7 +46,7 @@ func run(args []string, out, log io.Writer) error {
 	fl.StringVar(&cfg.report, "report", "docs/report", `directory for evaluation-report.md and its PNGs ("": write no report)`)
 	fl.IntVar(&cfg.limit, "limit", 0, "evaluate on only the first N test images (0: all 10,000)")
 	fl.IntVar(&cfg.pcaTrain, "pca-train", 0, "fit PCA on only the first N training images (0: the 54,000 that training uses)")
-	writeScores := fl.String("write-scores", "", "write each autoencoder's score distribution on the test digits into the manifests of this weights directory (e.g. weights)")
+	writeScores := fl.String("write-scores", "", "write each autoencoder's score distribution on the test digits (and a variational autoencoder's sample figures) into the manifests of this weights directory (e.g. weights)")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "usage: eval [flags]\n\n%s\n\nflags:\n", strings.TrimSpace(usageText))
 		fl.PrintDefaults()
@@ -80,11 +80,17 @@ func run(args []string, out, log io.Writer) error {
 			return errors.New("--write-scores needs every test image: drop --limit")
 		}
 		for _, a := range res.auto {
-			if err := model.UpdateManifest(*writeScores, a.m.Name, func(m *model.Manifest) { m.Metrics.Scores = a.scores }); err != nil {
+			err := model.UpdateManifest(*writeScores, a.m.Name, func(m *model.Manifest) {
+				m.Metrics.Scores = a.scores
+				if a.gen != nil && a.gen.samples != nil {
+					m.Metrics.Samples = a.gen.samples
+				}
+			})
+			if err != nil {
 				return fmt.Errorf("--write-scores: %w", err)
 			}
 		}
-		fmt.Fprintf(log, "eval: wrote the score distributions into %s\n", *writeScores)
+		fmt.Fprintf(log, "eval: wrote the score distributions (and sample figures) into %s\n", *writeScores)
 	}
 	if cfg.report != "" {
 		if err := writeReport(cfg.report, res); err != nil {

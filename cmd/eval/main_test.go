@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -104,6 +105,73 @@ func TestShippedWeightsMeetQualityBar(t *testing.T) {
 	}
 }
 
+// The shipped variational autoencoders meet the issue's bar on all 10,000
+// test digits (reconstruction from the mean ≥ 20.5 dB, negative ELBO ≤ 103
+// nats, and draws from the prior that the classifier takes for digits, all
+// ten of them), and their manifests record what evaluating them gives.
+func TestShippedVAEMeetsQualityBar(t *testing.T) {
+	if testing.Short() {
+		t.Skip("evaluates the VAEs on all 10,000 test images")
+	}
+	test, err := train.Load(mnist, "t10k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if test.N != 10000 {
+		t.Fatalf("%d test images", test.N)
+	}
+	cls, err := model.LoadFS(weights.FS, "classifier")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name          string
+		psnr, elbo    float64 // at least, at most
+		top           float64 // samples' mean top probability, at least
+		allDigits     bool
+		latentNumbers int
+	}{
+		{"vae", 20.5, 103, 0.8, true, 20},
+		{"vae2", 13, 160, 0, false, 2}, // for pictures: no bar but sanity
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := model.LoadFS(weights.FS, tc.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !m.Arch.Generative() || m.Arch.InLen(model.Decoder) != tc.latentNumbers {
+				t.Fatalf("%s: architecture %s", tc.name, m.Arch.Name)
+			}
+			met, err := train.Evaluate(m, test, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, err := train.SampleQuality(m, cls, train.Samples, train.SampleSeed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: PSNR %.2f dB from the mean, negative ELBO %.2f nats (KL %.2f); samples' mean top probability %.3f, digits %v",
+				tc.name, met.PSNR, met.NegELBO, met.KL, q.MeanTopProbability, q.Digits)
+			if met.PSNR < tc.psnr || met.NegELBO > tc.elbo || q.MeanTopProbability < tc.top {
+				t.Errorf("%s misses its bar: PSNR %.2f (≥ %g), negative ELBO %.2f (≤ %g), samples' top probability %.3f (≥ %g)",
+					tc.name, met.PSNR, tc.psnr, met.NegELBO, tc.elbo, q.MeanTopProbability, tc.top)
+			}
+			if tc.allDigits && slices.Contains(q.Digits, 0) {
+				t.Errorf("%s: the classifier sees digits %v in the samples: not all ten", tc.name, q.Digits)
+			}
+			want := m.Manifest.Metrics
+			if math.Abs(met.PSNR-want.PSNR) > 0.01 || math.Abs(met.NegELBO-want.NegELBO) > 1e-6*want.NegELBO || math.Abs(met.KL-want.KL) > 1e-6*want.KL {
+				t.Errorf("%s: evaluation gives PSNR %.3f, ELBO %.6f, KL %.6f; the manifest says %.3f, %.6f, %.6f",
+					tc.name, met.PSNR, met.NegELBO, met.KL, want.PSNR, want.NegELBO, want.KL)
+			}
+			if s := want.Samples; s == nil || s.MeanTopProbability != q.MeanTopProbability || !slices.Equal(s.Digits, q.Digits) ||
+				s.ClassifierFingerprint != cls.Fingerprint.String() {
+				t.Errorf("%s: the manifest's sample figures %+v are not the evaluation's %+v", tc.name, s, q)
+			}
+		})
+	}
+}
+
 // testWeights makes a weights directory holding the shipped models and, for
 // every architecture and role the report handles that is not shipped yet,
 // a model with untrained weights: enough to exercise every section.
@@ -137,6 +205,8 @@ func testWeights(t *testing.T) (dir string, names []string) {
 		{"sparse-unpenalised", model.ArchSigmoid128, model.Objective{}},
 		{"contractive", model.ArchSigmoid64, model.Objective{Contractive: 0.1}},
 		{"contractive-unpenalised", model.ArchSigmoid64, model.Objective{}},
+		{"vae", model.ArchVAE, model.Objective{KL: 1}},
+		{"vae2", model.ArchVAE2, model.Objective{KL: 1}},
 		{"classifier", model.ArchCNN, model.Objective{}},
 	}
 	for i, f := range fake {
@@ -238,6 +308,14 @@ func TestEvalWritesReport(t *testing.T) {
 	if kinds["samples"] != autoencoders || kinds["codes"] != autoencoders || kinds["filters"] != len(names) ||
 		kinds["loss"]+kinds["loss.png"] != len(names) {
 		t.Errorf("pictures linked: %v, want %d sample grids and code views, %d filter images and loss curves", kinds, autoencoders, len(names))
+	}
+	// The variational autoencoders: samples and interpolations of both,
+	// the manifold of the 2-number code.
+	if kinds["vae"] != 5 || !strings.Contains(text, "![vae2 manifold](vae-manifold-vae2.png)") {
+		t.Errorf("generative pictures: %d, want 5 with vae2's manifold", kinds["vae"])
+	}
+	if !regexp.MustCompile(`\n\| vae \| 20 \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9 ·]+ \|`).MatchString(text) {
+		t.Error("report lacks the VAE's ELBO and sample figures")
 	}
 	if !strings.Contains(text, "](../../") || !strings.Contains(text, "/conv/loss.png)") {
 		t.Error("conv's loss curve is not linked where training wrote it")

@@ -32,6 +32,7 @@ var sections = []string{
 	"## Sparsity",
 	"## Jacobian",
 	"## Anomaly scores",
+	"## Generative models",
 	"## Sample grids",
 	"## Loss curves",
 	"## First-layer filters",
@@ -131,7 +132,7 @@ func (r *reportWriter) png(name string, draw func(io.Writer) error) (string, err
 }
 
 // Our PNGs' names, for removing stale ones.
-var pngPrefixes = []string{"samples-", "filters-", "codes-", "loss-"}
+var pngPrefixes = []string{"samples-", "filters-", "codes-", "loss-", "vae-"}
 
 func (r *reportWriter) removeStale() error {
 	entries, err := os.ReadDir(r.dir)
@@ -184,6 +185,9 @@ func (r *reportWriter) markdown() (string, error) {
 	r.sparsity()
 	r.jacobian()
 	r.anomalies()
+	if err := r.generative(); err != nil {
+		return "", err
+	}
 	if err := r.grids(); err != nil {
 		return "", err
 	}
@@ -402,7 +406,7 @@ func (r *reportWriter) anomalies() {
 
 func (r *reportWriter) grids() error {
 	res := r.res
-	r.printf("%s\n\n", sections[7])
+	r.printf("%s\n\n", sections[8])
 	g := min(gridDigits, res.test.N)
 	r.printf("The first %d test digits: the original, the noisy input for a model trained on noise (at its training factor, the same noisy digits for every such model), and the model's output.\n\n", g)
 	for _, a := range res.auto {
@@ -421,7 +425,7 @@ func (r *reportWriter) grids() error {
 
 func (r *reportWriter) lossCurves() error {
 	res := r.res
-	r.printf("%s\n\n", sections[8])
+	r.printf("%s\n\n", sections[9])
 	r.printf("Per epoch of training: the training objective in blue (with its penalty, for a penalised model; the mean over the epoch's steps) and the validation loss in orange (an autoencoder's BCE, a classifier's cross-entropy, on the 6,000 held-out training images). Drawn by training beside the weights and linked from there; a curve training did not leave on disk is drawn here from the manifest's losses.\n\n")
 	var cells [][2]string
 	var models []*model.Model
@@ -527,7 +531,7 @@ func (r *reportWriter) imageTable(cells [][2]string) {
 
 func (r *reportWriter) filters() error {
 	res := r.res
-	r.printf("%s\n\n", sections[9])
+	r.printf("%s\n\n", sections[10])
 	r.printf("What each model's first layer looks for, each filter min-max normalised on its own (black: its most negative weight, white: its most positive): for a convolution its kernels, enlarged; for a dense encoder the weights from the 784 pixels to each unit of its first layer, as a 28×28 image (the encoder's filters rather than the decoder's basis images, so that every model shows what it responds to).\n\n")
 	type item struct {
 		name string
@@ -559,7 +563,7 @@ func (r *reportWriter) filters() error {
 
 func (r *reportWriter) codeSpaces() error {
 	res := r.res
-	r.printf("%s\n\n", sections[10])
+	r.printf("%s\n\n", sections[11])
 	r.printf("The codes of the first %s test digits projected onto their own first two principal components (a PCA of each model's codes; for a convolutional code, of its flattened numbers), coloured by the digit's label. The share of the codes' variance each axis explains is under the model's name.\n\n", thousands(min(res.test.N, viewDigits)))
 	var cells [][2]string
 	for _, a := range res.auto {

@@ -43,6 +43,7 @@ func run() error {
 		spBeta   = flag.Float64("sparsity-beta", -1, "weight of the KL sparsity penalty (-1: the preset's)")
 		spRho    = flag.Float64("sparsity-rho", -1, "target mean code activation of the KL sparsity penalty (-1: the preset's)")
 		l1       = flag.Float64("l1", -1, "weight of the L1 activity penalty on the code (-1: the preset's)")
+		kl       = flag.Float64("kl", -1, "weight β of a Gaussian code's KL to the prior N(0, I) (-1: the preset's)")
 		level    = flag.String("log-level", "info", "log level")
 	)
 	flag.Parse()
@@ -74,7 +75,7 @@ func run() error {
 		v   float64
 		dst *float64
 	}{{*contract, &cfg.Objective.Contractive}, {*spBeta, &cfg.Objective.SparsityBeta},
-		{*spRho, &cfg.Objective.SparsityRho}, {*l1, &cfg.Objective.L1}} {
+		{*spRho, &cfg.Objective.SparsityRho}, {*l1, &cfg.Objective.L1}, {*kl, &cfg.Objective.KL}} {
 		if o.v >= 0 {
 			*o.dst = o.v
 		}

@@ -130,7 +130,7 @@ func FlagSet(o *Options, usage io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.GRPCAddr, "grpc-addr", "",
 		"serve the Open Inference Protocol over gRPC (with gRPC health and reflection) on this address, e.g. :8081 (off when empty)")
 	fs.Var(roleFlag{&o.Role}, "role",
-		"which half to serve: all (every route), encoder (loads only encoder weights; /v1/encode) or decoder (only decoder weights; /v1/decode)")
+		"which half to serve: all (every route), encoder (loads only encoder weights; /v1/encode) or decoder (only decoder weights; /v1/decode, /v1/sample)")
 	fs.Var(modelList{&o.Models}, "models",
 		"comma-separated models to serve (default: every model the weights hold); a missing one is trained on startup with --role all and --data or --download")
 	fs.StringVar(&o.Weights, "weights", "", "weights directory holding <model>/manifest.json; empty: the embedded weights")

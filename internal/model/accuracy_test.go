@@ -36,8 +36,21 @@ func refModel(m *Model, h Half, x []float64, n int) []float64 {
 				x = refPool(x, n*l.conv.Cout, l.conv.OH, l.conv.OW)
 			}
 		}
+		if s.Half == Encoder && m.Arch.Gaussian && h != Posterior {
+			x = refMean(x, n)
+		}
 	}
 	return x
+}
+
+// refMean keeps each row's first half: a Gaussian code's mean.
+func refMean(p []float64, n int) []float64 {
+	l := len(p) / n / 2
+	out := make([]float64, 0, n*l)
+	for i := 0; i < n; i++ {
+		out = append(out, p[i*2*l:i*2*l+l]...)
+	}
+	return out
 }
 
 // The fast path, as served, equals the float64 reference within

@@ -29,6 +29,11 @@ const (
 	Decoder    Half = "decoder"
 	Full       Half = "full" // encoder then decoder, one graph
 	Classifier Half = "classifier"
+	// Posterior runs a Gaussian code's encoder (Arch.Gaussian) and gives
+	// both its outputs, per item the mean then the log-variance of q(z|x),
+	// [2, latent]; Encoder gives the mean alone. It is the encoder's stored
+	// stage, run whole.
+	Posterior Half = "posterior"
 )
 
 // Halves lists an autoencoder's stored stages, in file order.
@@ -37,10 +42,10 @@ var Halves = []Half{Encoder, Decoder}
 // ParseHalf accepts a stage name.
 func ParseHalf(s string) (Half, error) {
 	switch h := Half(s); h {
-	case Encoder, Decoder, Full, Classifier:
+	case Encoder, Decoder, Full, Classifier, Posterior:
 		return h, nil
 	}
-	return "", fmt.Errorf("model: unknown stage %q (want encoder, decoder, full or classifier)", s)
+	return "", fmt.Errorf("model: unknown stage %q (want encoder, decoder, full, classifier or posterior)", s)
 }
 
 // Task is what an architecture is for.
@@ -147,8 +152,16 @@ type Arch struct {
 	// with one scale per latent (measured by cmd/eval's transmission
 	// section): a linear code of a few dozen numbers does. Every
 	// autoencoder's code keeps it at float16.
-	Int8   bool
-	stages []Stage // stored stages, in file order
+	Int8 bool
+	// Gaussian marks a variational autoencoder's code: the encoder's last
+	// (dense) layer computes a diagonal Gaussian q(z|x), each item's row
+	// holding its mean then its log-variance, 2×latent numbers. The latent
+	// is the mean: Encoder serves it and Full decodes it, Posterior serves
+	// both halves of the row, and training decodes a sample z = μ + ε·σ
+	// (gaussian.go). Such a code can be sampled from the prior N(0, I) and
+	// interpolated: see Generative.
+	Gaussian bool
+	stages   []Stage // stored stages, in file order
 }
 
 // The element types a latent can be sent in (api's dtype names).
@@ -191,9 +204,21 @@ func register(a *Arch) *Arch {
 	}
 	if a.Task == TaskAutoencoder {
 		enc, dec := a.stage(Encoder), a.stage(Decoder)
-		if enc == nil || dec == nil || prod(enc.Out()) != prod(dec.In) || prod(dec.Out()) != prod(enc.In) {
+		code := 0
+		if enc != nil {
+			code = prod(enc.Out())
+			if a.Gaussian {
+				if last := enc.Layers[len(enc.Layers)-1]; last.fc == nil || last.Act != ActNone || code%2 != 0 {
+					panic("model: " + a.Name + ": a Gaussian code needs a dense encoder head without activation and an even width")
+				}
+				code /= 2
+			}
+		}
+		if enc == nil || dec == nil || code != prod(dec.In) || prod(dec.Out()) != prod(enc.In) {
 			panic("model: " + a.Name + ": encoder and decoder do not fit together")
 		}
+	} else if a.Gaussian {
+		panic("model: " + a.Name + ": only an autoencoder has a Gaussian code")
 	}
 	registry[a.Name] = a
 	return a
@@ -235,20 +260,31 @@ func (a *Arch) Stored() []Half {
 	return hs
 }
 
-// Runnable lists what can run: the stored stages, and Full for an
-// autoencoder.
+// Runnable lists what can run: the stored stages, Full for an autoencoder,
+// and Posterior for a Gaussian code.
 func (a *Arch) Runnable() []Half {
 	hs := a.Stored()
 	if a.Task == TaskAutoencoder {
 		hs = append(hs, Full)
 	}
+	if a.Gaussian {
+		hs = append(hs, Posterior)
+	}
 	return hs
 }
+
+// Generative reports whether new items can be drawn from the model: its
+// code is Gaussian, so that decoding draws from the prior N(0, I) gives new
+// digits, and the means of two digits can be interpolated between.
+func (a *Arch) Generative() bool { return a.Gaussian }
 
 // parts returns the stored stages that make up h, in running order.
 func (a *Arch) parts(h Half) ([]*Stage, error) {
 	if h == Full && a.Task == TaskAutoencoder {
 		return []*Stage{a.stage(Encoder), a.stage(Decoder)}, nil
+	}
+	if h == Posterior && a.Gaussian {
+		return []*Stage{a.stage(Encoder)}, nil
 	}
 	if s := a.stage(h); s != nil {
 		return []*Stage{s}, nil
@@ -272,20 +308,31 @@ func (a *Arch) OutShape(h Half) []int {
 	if err != nil {
 		return nil
 	}
-	if last := ps[len(ps)-1]; last.Half == Decoder {
+	last := ps[len(ps)-1]
+	switch {
+	case last.Half == Decoder:
 		return slices.Clone(a.stage(Encoder).In)
+	case a.Gaussian && h == Encoder:
+		return a.LatentShape()
+	case a.Gaussian && h == Posterior:
+		return append([]int{2}, a.LatentShape()...)
 	}
-	return ps[len(ps)-1].Out()
+	return last.Out()
 }
 
 // InLen and OutLen are the per-item sizes of InShape and OutShape.
 func (a *Arch) InLen(h Half) int  { return prod(a.InShape(h)) }
 func (a *Arch) OutLen(h Half) int { return prod(a.OutShape(h)) }
 
-// LatentShape is an autoencoder's code shape (nil for a classifier).
+// LatentShape is an autoencoder's code shape (nil for a classifier): what
+// the encoder serves and the decoder takes. A Gaussian code's is the mean's,
+// half of what the encoder's last layer computes.
 func (a *Arch) LatentShape() []int {
 	if a.Task != TaskAutoencoder {
 		return nil
+	}
+	if a.Gaussian {
+		return []int{prod(a.stage(Encoder).Out()) / 2}
 	}
 	return a.OutShape(Encoder)
 }
@@ -399,9 +446,12 @@ type graph struct {
 	x, y   *G.Node
 	params map[string]*G.Node
 	// code is the encoder's output, and codeLayer the encoder's last
-	// layer, when the graph runs the encoder (for the code's penalties).
+	// layer, when the graph runs the encoder (for the code's penalties);
+	// for a Gaussian code, the posterior [N, 2L] before sampling.
 	code      *G.Node
 	codeLayer Layer
+	// noise draws a training graph's ε for a Gaussian code (nil otherwise).
+	noise *stdNormalOp
 }
 
 // build makes the graph of stage h for a fixed batch size: for inference
@@ -440,10 +490,34 @@ func (a *Arch) build(p Params, h Half, batch int, train bool) (*graph, error) {
 		}
 		if s.Half == Encoder {
 			gr.code, gr.codeLayer = y, s.Layers[len(s.Layers)-1]
+			if a.Gaussian {
+				if y, err = a.gaussianCode(gr, y, h, train); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	gr.y = y
 	return gr, nil
+}
+
+// gaussianCode turns a Gaussian code's posterior p [N, 2L] into what stage
+// h goes on with: a training graph samples z = μ + ε·σ with ε drawn on
+// every run (seeded by TrainGraph.SeedNoise), an inference graph takes the
+// mean, and Posterior keeps both.
+func (a *Arch) gaussianCode(gr *graph, p *G.Node, h Half, train bool) (*G.Node, error) {
+	switch {
+	case train:
+		gr.noise = newStdNormal(1)
+		eps, err := G.ApplyOp(gr.noise, p)
+		if err != nil {
+			return nil, err
+		}
+		return G.ApplyOp(&reparamOp{}, p, eps)
+	case h == Posterior:
+		return p, nil
+	}
+	return G.ApplyOp(&meanOp{}, p)
 }
 
 // apply adds one layer to the graph.

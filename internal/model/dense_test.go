@@ -157,6 +157,27 @@ func lossCases() []lossCase {
 			},
 		},
 		{
+			name:   "KL to the prior",
+			shapes: [][]int{{3, 8}}, // [μ ‖ log σ²] of 4 numbers
+			init: func(rng *rand.Rand, _ int, v []float64) {
+				for j := range v {
+					v[j] = rng.NormFloat64()
+				}
+			},
+			op:   func() G.Op { return newKLPrior(0.6) },
+			diff: []bool{true},
+			ref: func(in [][]float64) float64 {
+				var s float64
+				for i := 0; i < 3; i++ {
+					for j := 0; j < 4; j++ {
+						mu, lv := in[0][i*8+j], in[0][i*8+4+j]
+						s += -0.5 * (1 + lv - mu*mu - math.Exp(lv))
+					}
+				}
+				return 0.6 * s / 3
+			},
+		},
+		{
 			name:   "contractive",
 			shapes: [][]int{{3, 4}, {4, 5}},
 			init: func(rng *rand.Rand, i int, v []float64) {
@@ -318,6 +339,9 @@ func TestArchitecturesBuildAndRun(t *testing.T) {
 			if a == ArchSigmoid64 {
 				obj = Objective{Contractive: 0.1, SparsityRho: 0.05, SparsityBeta: 3, L1: 0.01}
 			}
+			if a.Gaussian {
+				obj = Objective{KL: 1}
+			}
 			tg, err := NewTrainGraph(a, p, 4, obj)
 			if err != nil {
 				t.Fatal(err)
@@ -357,6 +381,7 @@ func TestObjectiveChecksTheCode(t *testing.T) {
 		{ArchConv, Objective{SparsityRho: 0.05, SparsityBeta: 3}}, // a 4-D code
 		{ArchDense, Objective{Contractive: 0.1}},                  // a ReLU code
 		{ArchCNN, Objective{L1: 0.1}},                             // no code at all
+		{ArchDense, Objective{KL: 1}},                             // not a Gaussian code
 	} {
 		if _, err := NewTrainGraph(tc.a, tc.a.InitParams(1), 2, tc.obj); err == nil {
 			t.Errorf("%s with %+v: accepted", tc.a.Name, tc.obj)

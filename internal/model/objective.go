@@ -25,6 +25,11 @@ type Objective struct {
 	// Contractive: λ·‖J‖²_F of the code layer's Jacobian with respect to
 	// its input (a dense sigmoid code layer), mean over images.
 	Contractive float64
+	// KL: β·KL(q(z|x) ‖ N(0, I)) of a Gaussian code (Arch.Gaussian), in
+	// closed form, mean over images. With β = 1 the loss is the variational
+	// autoencoder's negative ELBO (the summed BCE at a sampled z plus the
+	// KL), divided by the pixels.
+	KL float64
 }
 
 // Describe says what the objective is, for manifests and logs.
@@ -42,6 +47,10 @@ func (o Objective) Describe(t Task) string {
 	if o.Contractive > 0 {
 		parts = append(parts, fmt.Sprintf("%g·‖J‖²_F of the code per pixel-summed BCE", o.Contractive))
 	}
+	if o.KL > 0 {
+		// Square brackets: "KL(" names the sparsity penalty in reports.
+		parts = append(parts, fmt.Sprintf("%g·KL[q(z|x) ‖ N(0, I)] per pixel-summed BCE, z = μ + ε·σ sampled", o.KL))
+	}
 	return strings.Join(parts, " + ")
 }
 
@@ -54,6 +63,17 @@ type TrainGraph struct {
 	Logits     *G.Node
 	Loss       *G.Node
 	Learnables G.Nodes
+	noise      *stdNormalOp // a Gaussian code's ε, or nil
+}
+
+// SeedNoise seeds the ε a Gaussian code's sample is drawn with (a fresh
+// N(0, 1) value per item and code number on every run), so that a training
+// run is reproducible from its seed. NewTrainGraph seeds it with 1; a graph
+// without a Gaussian code draws nothing and ignores it.
+func (tg *TrainGraph) SeedNoise(seed int64) {
+	if tg.noise != nil {
+		tg.noise.rng.Seed(seed)
+	}
 }
 
 // NewTrainGraph builds the training graph of architecture a with objective
@@ -101,6 +121,18 @@ func NewTrainGraph(a *Arch, p Params, batch int, obj Objective) (*TrainGraph, er
 			return nil, err
 		}
 	}
+	if obj.KL > 0 {
+		if !a.Gaussian || gr.code == nil {
+			return nil, fmt.Errorf("model: %s: the KL to the prior needs a Gaussian code", a.Name)
+		}
+		term, err := G.ApplyOp(newKLPrior(obj.KL/pixels), gr.code)
+		if err != nil {
+			return nil, err
+		}
+		if loss, err = G.Add(loss, term); err != nil {
+			return nil, err
+		}
+	}
 	if obj.Contractive > 0 {
 		l := gr.codeLayer
 		if gr.code == nil || l.fc == nil || l.Act != ActSigmoid {
@@ -114,7 +146,7 @@ func NewTrainGraph(a *Arch, p Params, batch int, obj Objective) (*TrainGraph, er
 			return nil, err
 		}
 	}
-	tg := &TrainGraph{G: gr.g, X: gr.x, T: t, Logits: gr.y, Loss: loss}
+	tg := &TrainGraph{G: gr.g, X: gr.x, T: t, Logits: gr.y, Loss: loss, noise: gr.noise}
 	for _, n := range sortedKeys(gr.params) {
 		tg.Learnables = append(tg.Learnables, gr.params[n])
 	}

@@ -123,6 +123,26 @@ type Metrics struct {
 	// Scores is an autoencoder's reconstruction error on the clean test
 	// digits, per image: its distribution, to set an anomaly threshold by.
 	Scores *ScoreDistribution `json:"scores,omitempty"`
+	// A Gaussian code's: the negative ELBO in nats per image (the KL to the
+	// prior in closed form plus the BCE summed over the pixels at one z
+	// sampled per image with ε from ELBOSeed), and its KL part.
+	NegELBO  float64 `json:"neg_elbo_nats,omitempty"`
+	KL       float64 `json:"kl_nats,omitempty"`
+	ELBOSeed int64   `json:"elbo_seed,omitempty"`
+	// Samples judges a Gaussian code's draws from the prior with a classifier.
+	Samples *SampleQuality `json:"samples,omitempty"`
+}
+
+// SampleQuality is a classifier's verdict on a generative model's draws
+// from its prior: how sure it is of each (the mean of the top probability)
+// and which digits it sees (how many of each, 0 to 9).
+type SampleQuality struct {
+	Samples               int     `json:"samples"`
+	Seed                  int64   `json:"seed"`
+	Classifier            string  `json:"classifier"`
+	ClassifierFingerprint string  `json:"classifier_fingerprint"`
+	MeanTopProbability    float64 `json:"mean_top_probability"`
+	Digits                []int   `json:"digits"`
 }
 
 // ScoreDistribution is the distribution of per-image reconstruction errors

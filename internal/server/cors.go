@@ -28,7 +28,7 @@ import (
 const (
 	corsAllowHeaders  = "Authorization, Content-Type, Accept, Inference-Header-Content-Length, X-Request-ID"
 	corsExposeHeaders = "X-Request-ID, X-Model, X-Model-Fingerprint, X-Denoiser, X-Denoiser-Fingerprint, " +
-		"Inference-Header-Content-Length, Retry-After, WWW-Authenticate"
+		"X-Seed, Inference-Header-Content-Length, Retry-After, WWW-Authenticate"
 	// corsMaxAge is how long browsers may cache a preflight's answer: short,
 	// so that an origin taken off the list loses access soon.
 	corsMaxAge = 600

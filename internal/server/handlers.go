@@ -57,15 +57,20 @@ func (sv *served) batcher(h model.Half) (*batch.Batcher, error) {
 	return b, nil
 }
 
-// opTask is the task each operation needs of a model's architecture.
-var opTask = map[string]model.Task{
-	api.OpEncode:      model.TaskAutoencoder,
-	api.OpDecode:      model.TaskAutoencoder,
-	api.OpReconstruct: model.TaskAutoencoder,
-	api.OpDenoise:     model.TaskAutoencoder,
-	api.OpScore:       model.TaskAutoencoder,
-	api.OpClassify:    model.TaskClassifier,
+// opCan says which architectures can do each operation: its task, and for
+// drawing and interpolating digits a Gaussian code.
+var opCan = map[string]func(*model.Arch) bool{
+	api.OpEncode:      autoencoder,
+	api.OpDecode:      autoencoder,
+	api.OpReconstruct: autoencoder,
+	api.OpDenoise:     autoencoder,
+	api.OpScore:       autoencoder,
+	api.OpClassify:    func(a *model.Arch) bool { return a.Task == model.TaskClassifier },
+	api.OpSample:      (*model.Arch).Generative,
+	api.OpInterpolate: (*model.Arch).Generative,
 }
+
+func autoencoder(a *model.Arch) bool { return a.Task == model.TaskAutoencoder }
 
 // opRoles is which roles serve each operation's route.
 var opRoles = map[string][]Role{
@@ -75,17 +80,20 @@ var opRoles = map[string][]Role{
 	api.OpDenoise:     fullRoles,
 	api.OpScore:       fullRoles,
 	api.OpClassify:    classifyRoles,
+	api.OpSample:      sampleRoles,
+	api.OpInterpolate: interpolateRoles,
 }
 
 // opOrder lists the operations as /v1/models reports them.
-var opOrder = []string{api.OpEncode, api.OpDecode, api.OpReconstruct, api.OpDenoise, api.OpScore, api.OpClassify}
+var opOrder = []string{api.OpEncode, api.OpDecode, api.OpReconstruct, api.OpDenoise, api.OpScore, api.OpClassify,
+	api.OpSample, api.OpInterpolate}
 
 // operations are what the model can do here: what its architecture does,
 // on the routes this role serves.
 func (sv *served) operations(role Role) []string {
 	ops := []string{}
 	for _, op := range opOrder {
-		if opTask[op] == sv.m.Arch.Task && role.serves(opRoles[op]) {
+		if opCan[op](sv.m.Arch) && role.serves(opRoles[op]) {
 			ops = append(ops, op)
 		}
 	}
@@ -109,15 +117,19 @@ func (sv *served) halves() []string {
 // says what this one does. (A route this process's role does not serve is
 // the router's 404 not-served-by-role, before any model is looked at.)
 func (sv *served) supports(op string) error {
-	if opTask[op] == sv.m.Arch.Task {
+	if opCan[op](sv.m.Arch) {
 		return nil
 	}
+	kind := string(sv.m.Arch.Task)
+	if (op == api.OpSample || op == api.OpInterpolate) && sv.m.Arch.Task == model.TaskAutoencoder {
+		kind += " without a Gaussian code" // what drawing new digits needs
+	}
 	return problemf(http.StatusBadRequest, kindUnsupported, "model %s (%s) cannot %s; here it can %s",
-		sv.name, sv.m.Arch.Task, op, strings.Join(sv.info.Operations, ", "))
+		sv.name, kind, op, strings.Join(sv.info.Operations, ", "))
 }
 
 func (s *Server) encode(r *http.Request, q query) (*response, error) {
-	o, err := parseImageOpts(q)
+	o, err := parseImageOpts(q, includeInput, includeLogvar)
 	if err != nil {
 		return nil, err
 	}
@@ -132,6 +144,16 @@ func (s *Server) encode(r *http.Request, q query) (*response, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The encoder serves the code; a Gaussian code's posterior stage
+	// serves its log-variance too.
+	half := model.Encoder
+	if o.logvar {
+		if !sv.m.Arch.Gaussian {
+			return nil, problemf(http.StatusBadRequest, kindUnsupported,
+				"model %s has no Gaussian code, so no log-variance (include=%s); a variational autoencoder (vae, vae2) has", sv.name, includeLogvar)
+		}
+		half = model.Posterior
+	}
 	if err := checkImageType(r); err != nil {
 		return nil, err
 	}
@@ -139,11 +161,11 @@ func (s *Server) encode(r *http.Request, q query) (*response, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := sv.batcher(model.Encoder)
+	b, err := sv.batcher(half)
 	if err != nil {
 		return nil, err
 	}
-	px, n, err := s.readImages(r, sv, model.Encoder, o.fit)
+	px, n, err := s.readImages(r, sv, half, o.fit)
 	if err != nil {
 		return nil, err
 	}
@@ -155,6 +177,10 @@ func (s *Server) encode(r *http.Request, q query) (*response, error) {
 	z, err := b.Do(r.Context(), px, n)
 	if err != nil {
 		return nil, err
+	}
+	var logvar []float32
+	if half == model.Posterior {
+		z, logvar = splitPosterior(z, n)
 	}
 	l := &api.Latent{
 		Model:       sv.name,
@@ -177,7 +203,20 @@ func (s *Server) encode(r *http.Request, q query) (*response, error) {
 		}
 		return pre.with(&response{contentType: ctBinary, body: body}, nil)
 	}
-	return pre.with(jsonResponse(latentAnswer{Latent: *l, Inputs: pre.inputs}))
+	return pre.with(jsonResponse(latentAnswer{Latent: *l, Logvar: logvar, Inputs: pre.inputs}))
+}
+
+// splitPosterior splits n posterior rows, each a mean then a log-variance
+// of the same length (model.Posterior), into the means and the
+// log-variances, each n rows.
+func splitPosterior(p []float32, n int) (mean, logvar []float32) {
+	l := len(p) / n / 2
+	mean, logvar = make([]float32, 0, n*l), make([]float32, 0, n*l)
+	for i := range n {
+		mean = append(mean, p[i*2*l:i*2*l+l]...)
+		logvar = append(logvar, p[i*2*l+l:(i+1)*2*l]...)
+	}
+	return mean, logvar
 }
 
 func (s *Server) reconstruct(r *http.Request, q query) (*response, error) {
@@ -694,6 +733,14 @@ func modelInfo(m *model.Model, halves, ops []string) api.ModelInfo {
 		}
 		if d := mt.Scores; d != nil {
 			info.Metrics.Scores = &api.ScoreDistribution{Images: d.Images, MSE: api.Percentiles(d.MSE), BCE: api.Percentiles(d.BCE)}
+		}
+		if mt.NegELBO > 0 {
+			elbo, kl := mt.NegELBO, mt.KL
+			info.Metrics.NegELBOnats, info.Metrics.KLnats = &elbo, &kl
+		}
+		if q := mt.Samples; q != nil {
+			info.Metrics.Samples = &api.SampleQuality{Samples: q.Samples, Seed: q.Seed, Classifier: q.Classifier,
+				ClassifierFingerprint: q.ClassifierFingerprint, MeanTopProbability: q.MeanTopProbability, Digits: q.Digits}
 		}
 	}
 	for _, h := range a.Stored() {

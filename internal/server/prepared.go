@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/aeserve/aeserve/api"
@@ -24,30 +25,71 @@ const brightMean = 0.5
 // maxWarned bounds how many images one X-Input-Warning names.
 const maxWarned = 10
 
-// includeInput is the only value of the include parameter.
-const includeInput = "input"
+// Values of the include parameter, which may name several, comma-separated.
+const (
+	// includeInput: the 28×28 images the model was given, in a JSON answer.
+	includeInput = "input"
+	// includeLogvar: /v1/encode of a Gaussian code also answers the
+	// posterior's log-variance, in the JSON latent (the binary one holds
+	// one tensor).
+	includeLogvar = "logvar"
+)
+
+// includeMeaning says what each include value adds, for messages.
+var includeMeaning = map[string]string{
+	includeInput:  "the 28×28 images the model was given, in a JSON answer",
+	includeLogvar: "the log-variance of a Gaussian code, in /v1/encode's JSON latent",
+}
 
 // imageOpts are the query parameters every image route reads besides the
-// model: fit, and include=input.
+// model: fit, and include.
 type imageOpts struct {
 	fit bool
 	// inputs asks for the 28×28 images the model was given, in the JSON answer.
 	inputs bool
+	// logvar asks /v1/encode for a Gaussian code's log-variance too.
+	logvar bool
 }
 
-func parseImageOpts(q query) (imageOpts, error) {
+// parseImageOpts reads fit and include; includes are the include values the
+// route takes (input alone if none are given): a list of them,
+// comma-separated, each at most once.
+func parseImageOpts(q query, includes ...string) (imageOpts, error) {
 	var o imageOpts
 	var err error
 	if o.fit, err = boolParam(q, "fit"); err != nil {
 		return o, err
 	}
-	if v, ok := q["include"]; ok {
-		if v != includeInput {
-			return o, malformed("include=%q is not known: the only value is %s (the 28×28 images the model was given, in a JSON answer)",
-				v, includeInput)
-		}
-		o.inputs = true
+	if len(includes) == 0 {
+		includes = []string{includeInput}
 	}
+	v, ok := q["include"]
+	if !ok {
+		return o, nil
+	}
+	seen := map[string]bool{}
+	for _, name := range strings.Split(v, ",") {
+		if !slices.Contains(includes, name) {
+			known := make([]string, len(includes))
+			for i, n := range includes {
+				known[i] = n + " (" + includeMeaning[n] + ")"
+			}
+			what := "is not known"
+			if _, ok := includeMeaning[name]; ok {
+				what = "is not taken by this route"
+			}
+			if name != v {
+				what += fmt.Sprintf(" (%q is not a value)", name)
+			}
+			return o, malformed("include=%q %s: this route takes %s, comma-separated, each at most once",
+				v, what, strings.Join(known, " and "))
+		}
+		if seen[name] {
+			return o, malformed("include=%q names %q twice; name each at most once", v, name)
+		}
+		seen[name] = true
+	}
+	o.inputs, o.logvar = seen[includeInput], seen[includeLogvar]
 	return o, nil
 }
 
@@ -55,7 +97,12 @@ func parseImageOpts(q query) (imageOpts, error) {
 // server's preference first). With include=input the answer must be JSON:
 // JSON is then preferred, and a client that accepts only another type is
 // told why its request cannot be answered (400), before its body is read.
+// With include=logvar JSON is the only answer (406 if it is not accepted),
+// as no other form can carry the log-variance.
 func answerType(r *http.Request, o imageOpts, offers ...string) (string, error) {
+	if o.logvar {
+		return mustNegotiate(r, ctJSON)
+	}
 	if o.inputs {
 		rest := make([]string, 0, len(offers))
 		for _, t := range offers {
@@ -167,7 +214,10 @@ func (p *prepared) with(res *response, err error) (*response, error) {
 type (
 	latentAnswer struct {
 		api.Latent
-		Inputs []string `json:"inputs,omitempty"`
+		// Logvar is a Gaussian code's log-variance, in Data's shape
+		// (include=logvar).
+		Logvar []float32 `json:"logvar,omitempty"`
+		Inputs []string  `json:"inputs,omitempty"`
 	}
 	imagesAnswer struct {
 		api.Images

@@ -18,7 +18,7 @@ type Role string
 const (
 	RoleAll     Role = "all"     // every half and route (the default)
 	RoleEncoder Role = "encoder" // the encoder half: /v1/encode
-	RoleDecoder Role = "decoder" // the decoder half: /v1/decode
+	RoleDecoder Role = "decoder" // the decoder half: /v1/decode, /v1/sample
 )
 
 // Roles lists every role, in the order flags document them.

@@ -23,6 +23,7 @@ func TestRoles(t *testing.T) {
 	full := newEnv(t)
 	latent := latentBinary(t, encodeLatent(t, full, "conv", 21))
 	img := mustPNG(t, 21)
+	two, twoType := multipartBody(t, imageField, img, mustPNG(t, 22))
 	type call struct {
 		method, path, ctype string
 		body                []byte
@@ -33,6 +34,8 @@ func TestRoles(t *testing.T) {
 		"reconstruct": {"POST", "/v1/reconstruct", ctPNG, img},
 		"denoise":     {"POST", "/v1/denoise", ctPNG, img},
 		"classify":    {"POST", "/v1/classify", ctPNG, img},
+		"sample":      {"POST", "/v1/sample?n=2", "", nil},
+		"interpolate": {"POST", "/v1/interpolate?k=3", twoType, two},
 		// A bad query must not hide that this is the wrong server to ask.
 		"encode?bad": {"POST", "/v1/encode?nope=1", ctPNG, img},
 	}
@@ -41,9 +44,9 @@ func TestRoles(t *testing.T) {
 		serves []string
 		halves []string
 	}{
-		{RoleAll, []string{"encode", "decode", "reconstruct", "denoise", "classify"}, []string{"encoder", "decoder", "full"}},
+		{RoleAll, []string{"encode", "decode", "reconstruct", "denoise", "classify", "sample", "interpolate"}, []string{"encoder", "decoder", "full"}},
 		{RoleEncoder, []string{"encode"}, []string{"encoder"}},
-		{RoleDecoder, []string{"decode"}, []string{"decoder"}},
+		{RoleDecoder, []string{"decode", "sample"}, []string{"decoder"}},
 	} {
 		t.Run(string(tc.role), func(t *testing.T) {
 			e := newRoleEnv(t, tc.role)
@@ -73,6 +76,9 @@ func TestRoles(t *testing.T) {
 			for _, m := range list.Models {
 				names = append(names, m.Name)
 				want := tc.halves
+				if slices.ContainsFunc(m.Stages, func(s api.StageInfo) bool { return s.Name == "posterior" }) && tc.role != RoleDecoder {
+					want = append(slices.Clone(want), "posterior") // a Gaussian code's, run by the encoder's weights
+				}
 				if m.Task == api.TaskClassifier {
 					want = []string{"classifier"}
 					if tc.role != RoleAll {

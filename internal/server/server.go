@@ -34,6 +34,7 @@ const (
 	DefaultModel         = "conv"       // encode, reconstruct
 	DefaultDenoiseModel  = "denoise"    // denoise, and the denoiser of classify?denoise=true
 	DefaultClassifyModel = "classifier" // classify
+	DefaultGenerateModel = "vae"        // sample, interpolate
 )
 
 // Defaults of Config's zero fields.
@@ -502,10 +503,12 @@ func (s *Server) loaded() (*modelSet, error) {
 
 // Query parameters of the routes that take any; every other route takes none.
 var (
-	imageParams    = []string{"model", "fit", "include"}
-	encodeParams   = []string{"model", "fit", "include", "quant"}
-	decodeParams   = []string{"model"}
-	classifyParams = []string{"model", "fit", "denoise", "denoiser", "include"}
+	imageParams       = []string{"model", "fit", "include"}
+	encodeParams      = []string{"model", "fit", "include", "quant"}
+	decodeParams      = []string{"model"}
+	classifyParams    = []string{"model", "fit", "denoise", "denoiser", "include"}
+	sampleParams      = []string{"model", "n", "seed"}
+	interpolateParams = []string{"model", "k", "fit"}
 )
 
 // Which roles serve each model route. Operational routes and the model
@@ -517,6 +520,10 @@ var (
 	// /v1/classify may run a denoiser's full model first, and a classifier
 	// has no halves to split.
 	classifyRoles = []Role{RoleAll}
+	// Drawing new digits needs only the decoder; interpolating between two
+	// images encodes them first.
+	sampleRoles      = []Role{RoleAll, RoleDecoder}
+	interpolateRoles = []Role{RoleAll}
 )
 
 // newRouter is a router with the middleware every listener shares, then
@@ -555,6 +562,8 @@ func (s *Server) routes() *chi.Mux {
 	post("/v1/denoise", fullRoles, s.denoise, imageParams...)
 	post("/v1/score", fullRoles, s.score, imageParams...)
 	post("/v1/classify", classifyRoles, s.classify, classifyParams...)
+	post("/v1/sample", sampleRoles, s.sample, sampleParams...)
+	post("/v1/interpolate", interpolateRoles, s.interpolate, interpolateParams...)
 	get(r, "/v1/models", s.handle(s.listModels))
 	get(r, "/v1/models/{name}", s.handle(s.getModel))
 	get(r, "/openapi.yaml", s.handle(s.openapi))

@@ -22,7 +22,8 @@ import (
 //
 // Each runnable stage of a model is a V2 model of its own: "conv" is the
 // full autoencoder (or, for a classifier, the classifier), "conv.encoder"
-// and "conv.decoder" its halves. A model's only version is its weights'
+// and "conv.decoder" its halves (and "vae.posterior" a Gaussian code's
+// mean and log-variance). A model's only version is its weights'
 // fingerprint. Every infer goes through the same batchers, limits,
 // deadlines, metrics and request log as /v1; only the error body differs
 // ({"error": "..."}, which writeProblem writes for /v2 paths).
@@ -39,6 +40,7 @@ const (
 	v2INT64           = "INT64"
 	v2TensorImages    = "images"
 	v2TensorLatent    = "latent"
+	v2TensorPosterior = "posterior" // a Gaussian code's [N, 2, L]: means, then log-variances
 	v2TensorProbs     = "probabilities"
 	v2TensorDigit     = "digit"
 )
@@ -85,8 +87,10 @@ func (s *Server) v2Lookup(name, version string) (*v2Target, error) {
 		h = model.Classifier
 	}
 	if split {
+		// Any stage of the architecture but the whole: encoder and
+		// decoder, and a Gaussian code's posterior.
 		h = model.Half(stage)
-		if h != model.Encoder && h != model.Decoder || sv.m.Arch.Task != model.TaskAutoencoder {
+		if h == model.Full || h == model.Classifier || !slices.Contains(sv.m.Arch.Runnable(), h) {
 			return nil, problemf(http.StatusNotFound, kindUnknownModel, "no model named %q (have %s)", name, strings.Join(s.v2Names(set), ", "))
 		}
 	}
@@ -153,6 +157,8 @@ func (t *v2Target) outputMetas() []v2TensorMeta {
 	switch t.half {
 	case model.Encoder:
 		return []v2TensorMeta{{Name: v2TensorLatent, Datatype: v2FP32, Shape: batched(a.OutShape(t.half))}}
+	case model.Posterior:
+		return []v2TensorMeta{{Name: v2TensorPosterior, Datatype: v2FP32, Shape: batched(a.OutShape(t.half))}}
 	case model.Classifier:
 		return []v2TensorMeta{
 			{Name: v2TensorProbs, Datatype: v2FP32, Shape: batched(a.OutShape(t.half))},
@@ -272,7 +278,7 @@ func (s *Server) v2Run(ctx context.Context, t *v2Target, call *v2Call) (*v2Resul
 		} else {
 			o.FP32 = out
 		}
-		if t.half == model.Encoder {
+		if t.half == model.Encoder || t.half == model.Posterior {
 			// The latent names the weights it came from, so that a decoder
 			// can refuse it if it is not theirs.
 			o.Params = v2Params{v2ParamFingerprint: t.sv.fp}

@@ -123,6 +123,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A Gaussian code's ε: a stream of its own, from the run's seed.
+	tg.SeedNoise(cfg.Seed + 1)
 	vm := G.NewTapeMachine(tg.G, G.BindDualValues(tg.Learnables...))
 	defer vm.Close()
 	solver := G.NewAdamSolver(G.WithLearnRate(cfg.LR))
@@ -227,10 +229,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		valLoss := vmet.BCE
 		ev := log.Info().Int("epoch", epoch).Float64("train_loss", trainLoss)
-		if classify {
+		switch {
+		case classify:
 			valLoss = vmet.CE
 			ev = ev.Float64("val_accuracy", vmet.Accuracy)
-		} else {
+		case arch.Gaussian:
+			// What the objective estimates: the negative ELBO, per pixel
+			// as the training loss is.
+			valLoss = vmet.NegELBO / model.ImageLen
+			ev = ev.Float64("val_psnr_db", vmet.PSNR).Float64("val_neg_elbo_nats", vmet.NegELBO)
+		default:
 			ev = ev.Float64("val_psnr_db", vmet.PSNR)
 		}
 		res.TrainLoss = append(res.TrainLoss, trainLoss)
@@ -289,6 +297,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		ev = ev.Float64("test_accuracy", met.Accuracy).Float64("test_cross_entropy", met.CE)
 	} else {
 		ev = ev.Float64("test_bce", met.BCE).Float64("test_psnr_db", met.PSNR)
+		if arch.Gaussian {
+			ev = ev.Float64("test_neg_elbo_nats", met.NegELBO).Float64("test_kl_nats", met.KL)
+		}
 		if cfg.Noise > 0 {
 			ev = ev.Float64("noisy_psnr_db", met.NoisyPSNR)
 		}
@@ -326,8 +337,9 @@ func (g *gridRows) rows() [][]float32 {
 }
 
 // Evaluate scores m on a labelled set: an autoencoder's reconstruction
-// (mean per-pixel BCE, MSE and PSNR of its output against the clean image),
-// a classifier's accuracy and mean cross-entropy. With noise > 0 an
+// (mean per-pixel BCE, MSE and PSNR of its output against the clean image;
+// for a Gaussian code, of the mean's decoding, and the negative ELBO), a
+// classifier's accuracy and mean cross-entropy. With noise > 0 an
 // autoencoder's inputs are corrupted with clip(x + noise·N(0,1), 0, 1) from
 // a fixed seed, and NoisyPSNR scores the corrupted inputs themselves.
 func Evaluate(m *model.Model, set *Set, noise float64) (model.Metrics, error) {
@@ -391,6 +403,13 @@ func evaluate(m *model.Model, set *Set, noise float64, seed int64, grid *gridRow
 		met.NoisyPSNR = psnr(noisySE / px)
 		met.NoiseFactor = noise
 		met.NoiseSeed = seed
+	}
+	if m.Arch.Gaussian {
+		var err error
+		if met.NegELBO, met.KL, err = ELBO(m, set, seed); err != nil {
+			return model.Metrics{}, err
+		}
+		met.ELBOSeed = seed
 	}
 	return met, nil
 }

@@ -7,6 +7,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -124,5 +125,79 @@ func TestNoiseFiguresOnlyForNoisyModels(t *testing.T) {
 				t.Errorf("noise %v: the %s mentions noisy_psnr_db: %v", noise, what, has)
 			}
 		}
+	}
+}
+
+// A variational autoencoder trains on its negative ELBO, selects on it
+// (per pixel, the training loss's scale), reproducibly from its seed, and
+// its manifest records the test ELBO that ELBO gives again.
+func TestVAETrainsOnItsELBO(t *testing.T) {
+	run := func() (*Result, string) {
+		cfg, err := Preset("vae2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := t.TempDir()
+		cfg.DataDir, cfg.OutDir, cfg.Log = anyMNIST(t), out, zerolog.Nop()
+		cfg.Epochs, cfg.BatchSize, cfg.ValImages, cfg.Limit, cfg.TestLimit = 2, 32, 256, 512, 128
+		res, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, out
+	}
+	a, out := run()
+	met := a.Metrics
+	if !(met.NegELBO > 0 && met.KL > 0 && met.KL < met.NegELBO) || met.ELBOSeed != ELBOSeed {
+		t.Fatalf("metrics %+v", met)
+	}
+	if !(a.ValLoss[1] < a.ValLoss[0]) || a.ValLoss[0] > 0.69 {
+		t.Errorf("validation loss (negative ELBO per pixel) did not fall: %v", a.ValLoss)
+	}
+	m, err := model.LoadDir(out, "vae2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(m.Manifest.Training.Loss, "KL[q(z|x)") {
+		t.Errorf("loss %q does not name the KL", m.Manifest.Training.Loss)
+	}
+	test, err := Load(anyMNIST(t), "t10k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	elbo, kl, err := ELBO(m, &Set{Images: test.Images[:128*model.ImageLen], Labels: test.Labels[:128], N: 128}, ELBOSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if elbo != met.NegELBO || kl != met.KL {
+		t.Errorf("ELBO gives %v (KL %v), the manifest %v (KL %v)", elbo, kl, met.NegELBO, met.KL)
+	}
+	if b, _ := run(); b.Model.Fingerprint != a.Model.Fingerprint {
+		t.Errorf("the same seed gave weights %s, then %s", a.Model.Fingerprint, b.Model.Fingerprint)
+	}
+	// Draws from the prior: the same seed, the same images; a classifier
+	// (untrained here) sees each of them once.
+	s1, err := SamplePrior(m, 16, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := SamplePrior(m, 16, 5)
+	if len(s1) != 16*model.ImageLen || !slices.Equal(s1, s2) {
+		t.Fatal("SamplePrior is not a function of its seed")
+	}
+	cls, err := model.FromParams("c", model.Manifest{Architecture: model.ArchCNN.Name}, model.ArchCNN.InitParams(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := SampleQuality(m, cls, 16, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int
+	for _, c := range q.Digits {
+		total += c
+	}
+	if total != 16 || len(q.Digits) != 10 || !(q.MeanTopProbability > 0.1 && q.MeanTopProbability <= 1) {
+		t.Errorf("sample quality %+v", q)
 	}
 }
