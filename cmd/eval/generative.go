@@ -109,7 +109,7 @@ func evaluateGenerative(cfg config, m *model.Model, test *train.Set, cls *classR
 
 func (r *reportWriter) generative() error {
 	res := r.res
-	r.printf("%s\n\n", sections[7])
+	r.printf("%s\n\n", sections[secGenerative])
 	var gens []*autoResult
 	for _, a := range res.auto {
 		if a.gen != nil {

@@ -263,6 +263,9 @@ func TestEvalWritesReport(t *testing.T) {
 			t.Errorf("section %q missing", s)
 			continue
 		}
+		if n := strings.Count(text, "\n"+s+"\n"); n != 1 {
+			t.Errorf("section %q appears %d times", s, n)
+		}
 		if i < at {
 			t.Errorf("section %q out of order", s)
 		}

@@ -24,6 +24,23 @@ import (
 const ReportFile = "evaluation-report.md"
 
 // The report's sections, in order: the test checks every one is written.
+// Sections of the report, by their index in sections.
+const (
+	secModels = iota
+	secReconstruction
+	secDenoising
+	secClassification
+	secSparsity
+	secJacobian
+	secAnomalies
+	secGenerative
+	secGrids
+	secLossCurves
+	secFilters
+	secCodeSpaces
+	secTransmission
+)
+
 var sections = []string{
 	"## Models",
 	"## Reconstruction",
@@ -208,7 +225,7 @@ func (r *reportWriter) markdown() (string, error) {
 
 func (r *reportWriter) models() {
 	res := r.res
-	r.printf("%s\n\n", sections[0])
+	r.printf("%s\n\n", sections[secModels])
 	r.printf("Every directory of the weights with a `manifest.json`. The fingerprint identifies the weights (the first 8 bytes of a SHA-256 over the stage files' SHA-256s); the server reports the same one. Epochs: the one whose weights were kept (lowest validation loss) of those run.\n\n")
 	r.printf("| model | task | architecture | fingerprint | trained on | objective | epochs | training seed |\n")
 	r.printf("| --- | --- | --- | --- | --- | --- | ---: | ---: |\n")
@@ -240,7 +257,7 @@ func (r *reportWriter) models() {
 
 func (r *reportWriter) reconstruction() {
 	res := r.res
-	r.printf("%s\n\n", sections[1])
+	r.printf("%s\n\n", sections[secReconstruction])
 	r.printf("Every autoencoder on the %s clean test digits, denoisers included (their noisy inputs are in the next section)", thousands(res.test.N))
 	if len(res.pca) > 0 {
 		r.printf(", and PCA with as many components as each dense code has numbers: the linear autoencoder with the least squared error, fitted on %s training images, its reconstructions clipped to [0, 1]", thousands(res.pcaTrainN))
@@ -254,7 +271,7 @@ func (r *reportWriter) reconstruction() {
 
 func (r *reportWriter) denoising() {
 	res := r.res
-	r.printf("%s\n\n", sections[2])
+	r.printf("%s\n\n", sections[secDenoising])
 	r.printf("PSNR (dB) and SSIM against the clean digit, for the noisy digits themselves and for each model's output from them, at noise factors %s. ", joinFactors(res.factors))
 	var denoisers []string
 	for _, a := range res.auto {
@@ -307,7 +324,7 @@ func (r *reportWriter) denoising() {
 
 func (r *reportWriter) classification() {
 	res := r.res
-	r.printf("%s\n\n", sections[3])
+	r.printf("%s\n\n", sections[secClassification])
 	c := res.cls
 	if c == nil {
 		r.printf("No classifier among the models evaluated, so there is nothing to report here.\n\n")
@@ -339,7 +356,7 @@ func (r *reportWriter) classification() {
 
 func (r *reportWriter) sparsity() {
 	res := r.res
-	r.printf("%s\n\n", sections[4])
+	r.printf("%s\n\n", sections[secSparsity])
 	if len(res.sparse) == 0 {
 		r.printf("No model with a sparsity penalty (and no `X`/`X%s` twins compared on it) among the models evaluated.\n\n", unpenalised)
 		return
@@ -360,7 +377,7 @@ func (r *reportWriter) sparsity() {
 
 func (r *reportWriter) jacobian() {
 	res := r.res
-	r.printf("%s\n\n", sections[5])
+	r.printf("%s\n\n", sections[secJacobian])
 	if len(res.jacobian) == 0 {
 		r.printf("No model with a contractive (Jacobian) penalty (and no `X`/`X%s` twins compared on it) among the models evaluated.\n\n", unpenalised)
 		return
@@ -387,7 +404,7 @@ func (r *reportWriter) jacobian() {
 
 func (r *reportWriter) anomalies() {
 	res := r.res
-	r.printf("%s\n\n", sections[6])
+	r.printf("%s\n\n", sections[secAnomalies])
 	if len(res.auto) == 0 {
 		r.printf("No autoencoder among the models evaluated.\n\n")
 		return
@@ -406,7 +423,7 @@ func (r *reportWriter) anomalies() {
 
 func (r *reportWriter) grids() error {
 	res := r.res
-	r.printf("%s\n\n", sections[8])
+	r.printf("%s\n\n", sections[secGrids])
 	g := min(gridDigits, res.test.N)
 	r.printf("The first %d test digits: the original, the noisy input for a model trained on noise (at its training factor, the same noisy digits for every such model), and the model's output.\n\n", g)
 	for _, a := range res.auto {
@@ -425,7 +442,7 @@ func (r *reportWriter) grids() error {
 
 func (r *reportWriter) lossCurves() error {
 	res := r.res
-	r.printf("%s\n\n", sections[9])
+	r.printf("%s\n\n", sections[secLossCurves])
 	r.printf("Per epoch of training: the training objective in blue (with its penalty, for a penalised model; the mean over the epoch's steps) and the validation loss in orange (an autoencoder's BCE, a classifier's cross-entropy, on the 6,000 held-out training images). Drawn by training beside the weights and linked from there; a curve training did not leave on disk is drawn here from the manifest's losses.\n\n")
 	var cells [][2]string
 	var models []*model.Model
@@ -531,7 +548,7 @@ func (r *reportWriter) imageTable(cells [][2]string) {
 
 func (r *reportWriter) filters() error {
 	res := r.res
-	r.printf("%s\n\n", sections[10])
+	r.printf("%s\n\n", sections[secFilters])
 	r.printf("What each model's first layer looks for, each filter min-max normalised on its own (black: its most negative weight, white: its most positive): for a convolution its kernels, enlarged; for a dense encoder the weights from the 784 pixels to each unit of its first layer, as a 28×28 image (the encoder's filters rather than the decoder's basis images, so that every model shows what it responds to).\n\n")
 	type item struct {
 		name string
@@ -563,7 +580,7 @@ func (r *reportWriter) filters() error {
 
 func (r *reportWriter) codeSpaces() error {
 	res := r.res
-	r.printf("%s\n\n", sections[11])
+	r.printf("%s\n\n", sections[secCodeSpaces])
 	r.printf("The codes of the first %s test digits projected onto their own first two principal components (a PCA of each model's codes; for a convolutional code, of its flattened numbers), coloured by the digit's label. The share of the codes' variance each axis explains is under the model's name.\n\n", thousands(min(res.test.N, viewDigits)))
 	var cells [][2]string
 	for _, a := range res.auto {

@@ -160,7 +160,7 @@ func rateGroup(method string) uint8 {
 
 func (r *reportWriter) transmission() error {
 	tr := r.res.trans
-	r.printf("%s\n\n", sections[11])
+	r.printf("%s\n\n", sections[secTransmission])
 	if tr == nil || len(tr.rates) == 0 {
 		r.printf("Neither `compact` nor `conv` was among the models evaluated.\n\n")
 		return nil
