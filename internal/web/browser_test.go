@@ -13,7 +13,10 @@ import (
 	"image/png"
 	"io"
 	"io/fs"
+	"maps"
 	"math"
+	"mime"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/url"
@@ -57,7 +60,12 @@ const guard = 4 * time.Minute
 // sent; that the compact model's latent goes as the 47-byte int8 one
 // /v1/encode?quant=int8 answers for that input, that the page reads it
 // back (heat map included) with its scale and shows what /v1/decode makes
-// of it; that a bad file shows the server's problem; that /docs lists the
+// of it; that vae's samples of a fixed seed are, twice over, what
+// /v1/sample answers for it, and that without a seed the page shows the one
+// in X-Seed and its digits; that the interpolation from the drawing to an
+// example digit shows, pixel for pixel, what /v1/interpolate answers for the
+// two images the page sent, from vae's reconstruction of the one to the
+// other's; that a bad file or n shows the server's problem; that /docs lists the
 // spec's routes and "Try it out" reaches the server; that axe-core finds no
 // serious or critical violation at a desktop and a 390×844 phone viewport;
 // and that no request left the server's origin and the CSP was never
@@ -116,6 +124,17 @@ func TestPageInBrowser(t *testing.T) {
 		}
 	})
 	t.Run("draw", func(t *testing.T) { checkDraw(t, base, got.Cases.Draw) })
+	t.Run("sample", func(t *testing.T) {
+		c := got.Cases.SampleBadN
+		if c.Problem == nil || c.Problem.Status != http.StatusBadRequest || !strings.Contains(c.Problem.URL, "n=65") {
+			t.Errorf("n=65 got %+v, want a 400 problem", c.Problem)
+		} else {
+			wantProblemShown(t, c.Alert, c.Problem)
+		}
+		checkSample(t, base, got.Cases.Sample)
+		checkSampleRandom(t, base, got.Cases.SampleRandom)
+	})
+	t.Run("interpolate", func(t *testing.T) { checkInterpolate(t, base, got.Cases.Interpolate) })
 	t.Run("quant", func(t *testing.T) { checkQuant(t, base, got.Cases.Quant) })
 	t.Run("denoise", func(t *testing.T) {
 		if c := got.Cases.Denoise.Classify; !strings.Contains(c, "after the denoise model cleaned it") {
@@ -163,8 +182,15 @@ type result struct {
 			Models     []string `json:"models"`
 			AlertAfter string   `json:"alertAfter"`
 		} `json:"token"`
-		Draw    drawCase `json:"draw"`
-		Desktop struct {
+		Draw       drawCase `json:"draw"`
+		SampleBadN struct {
+			Alert   string   `json:"alert"`
+			Problem *problem `json:"problem"`
+		} `json:"sample-bad-n"`
+		Sample       sampleCase       `json:"sample"`
+		SampleRandom sampleRandomCase `json:"sample-random"`
+		Interpolate  interpolateCase  `json:"interpolate"`
+		Desktop      struct {
 			Axe []violation `json:"axe"`
 		} `json:"desktop"`
 		Phone struct {
@@ -260,6 +286,58 @@ type shown struct {
 	Width  int     `json:"width"`
 	Height int     `json:"height"`
 	Px     []uint8 `json:"px"`
+}
+
+// digitShown is one image of a list of digits the page shows (the
+// generative views'), with its alt text.
+type digitShown struct {
+	shown
+	Alt string `json:"alt"`
+}
+
+// call is one POST the page made and the status and X-Seed it got.
+type call struct {
+	URL    string  `json:"url"`
+	Type   string  `json:"type"`
+	Accept string  `json:"accept"`
+	Body   string  `json:"body"` // base64
+	Status int     `json:"status"`
+	Seed   *string `json:"seed"`
+}
+
+// sampleCase is vae's 8 digits of seed 1, drawn twice.
+type sampleCase struct {
+	Calls     []call       `json:"calls"`
+	First     []digitShown `json:"first"`
+	Second    []digitShown `json:"second"`
+	SeedFirst string       `json:"seedFirst"` // the seed shown after the first draw
+	Seed      string       `json:"seed"`      // and after the second
+	Summary   string       `json:"summary"`
+	Timing    string       `json:"timing"`
+	Alert     string       `json:"alert"`
+}
+
+// sampleRandomCase is 16 digits drawn without a seed.
+type sampleRandomCase struct {
+	Calls       []call       `json:"calls"`
+	Digits      []digitShown `json:"digits"`
+	Seed        string       `json:"seed"`
+	Summary     string       `json:"summary"`
+	KeepVisible bool         `json:"keepVisible"`
+	SeedField   string       `json:"seedField"` // after "Keep this seed"
+	Alert       string       `json:"alert"`
+}
+
+// interpolateCase is the drawn 7 to the example 0 in 6 steps.
+type interpolateCase struct {
+	Calls      []call       `json:"calls"`
+	InputState string       `json:"inputState"` // the page's 28×28 input, base64 PNG
+	Digits     []digitShown `json:"digits"`
+	From       shown        `json:"from"`
+	To         shown        `json:"to"`
+	Summary    string       `json:"summary"`
+	Timing     string       `json:"timing"`
+	Alert      string       `json:"alert"`
 }
 
 type docsCase struct {
@@ -447,15 +525,246 @@ func checkQuant(t *testing.T, base string, c quantCase) {
 	if c.Received.Width != 28 || c.Received.Height != 28 || !bytes.Equal(c.Received.Px, dec.Pix) {
 		t.Errorf("the receiver's digit (%d×%d) is not what /v1/decode makes of the latent", c.Received.Width, c.Received.Height)
 	}
-	ink := 0
-	for _, v := range dec.Pix {
-		if v > 128 {
-			ink++
-		}
-	}
-	if ink < 20 {
+	if ink := inked(dec.Pix); ink < 20 {
 		t.Errorf("the decoded digit has %d inked pixels of 784", ink)
 	}
+}
+
+// timingRE is a call and its latency as the views caption them.
+var timingRE = regexp.MustCompile(`^POST (/v1/[a-z]+) · \d+(\.\d)? ms$`)
+
+func wantTiming(t *testing.T, got, route string) {
+	t.Helper()
+	if m := timingRE.FindStringSubmatch(got); m == nil || m[1] != route {
+		t.Errorf("the view gives %q for its call, want POST %s and its latency", got, route)
+	}
+}
+
+// wantQuery checks a call the page made: its route, query and Accept.
+func wantQuery(t *testing.T, c call, route string, want url.Values) {
+	t.Helper()
+	u, err := url.Parse(c.URL)
+	if err != nil || u.Path != route || !maps.EqualFunc(u.Query(), want, slices.Equal) || c.Accept != "application/json" || c.Status != http.StatusOK {
+		t.Errorf("the page called %s (Accept %q) and got %d, want %s?%s as JSON", c.URL, c.Accept, c.Status, route, want.Encode())
+	}
+}
+
+// wantImages checks the digits the page shows against the PNGs the server
+// answers, pixel for pixel.
+func wantImages(t *testing.T, what string, got []digitShown, want []*image.Gray) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: the page shows %d digits, the server answers %d", what, len(got), len(want))
+	}
+	for i, g := range got {
+		if g.Width != 28 || g.Height != 28 || !bytes.Equal(g.Px, want[i].Pix) {
+			t.Errorf("%s: digit %d (%d×%d) is not the server's", what, i+1, g.Width, g.Height)
+		}
+	}
+}
+
+// sampled asks /v1/sample for digits as JSON, as the page does, and
+// returns them and the X-Seed answered.
+func sampled(t *testing.T, base, query string) ([]*image.Gray, string) {
+	t.Helper()
+	b, h := postFull(t, base, "/v1/sample?"+query, "", "application/json", nil)
+	return jsonImages(t, b), h.Get("X-Seed")
+}
+
+func jsonImages(t *testing.T, b []byte) []*image.Gray {
+	t.Helper()
+	var r api.Images
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	imgs := make([]*image.Gray, len(r.Images))
+	for i, s := range r.Images {
+		imgs[i] = gray(t, unb64(t, s))
+	}
+	return imgs
+}
+
+// checkSample holds the sample view to the server: drawn twice with seed
+// 1, vae's 8 digits are the same both times, and they are what
+// /v1/sample?model=vae&n=8&seed=1 answers, pixel for pixel; the page shows
+// the seed (X-Seed) and the call's latency.
+func checkSample(t *testing.T, base string, c sampleCase) {
+	if c.Alert != "" {
+		t.Errorf("the page shows an error: %q", c.Alert)
+	}
+	if len(c.Calls) != 2 {
+		t.Fatalf("two draws made %d calls to /v1/sample", len(c.Calls))
+	}
+	for _, k := range c.Calls {
+		wantQuery(t, k, "/v1/sample", url.Values{"model": {"vae"}, "n": {"8"}, "seed": {"1"}})
+		if k.Seed == nil || *k.Seed != "1" {
+			t.Errorf("X-Seed %v, want 1", k.Seed)
+		}
+		if k.Body != "" {
+			t.Errorf("the page sent a body to /v1/sample: %q", k.Body)
+		}
+	}
+	if c.SeedFirst != "1" || c.Seed != "1" || !strings.Contains(c.Summary, "8 digits from vae, drawn with seed 1") {
+		t.Errorf("the page shows the seeds %q and %q: %q", c.SeedFirst, c.Seed, c.Summary)
+	}
+	wantTiming(t, c.Timing, "/v1/sample")
+	want, seed := sampled(t, base, "model=vae&n=8&seed=1")
+	if seed != "1" {
+		t.Errorf("X-Seed %q for seed=1", seed)
+	}
+	wantImages(t, "first draw", c.First, want)
+	wantImages(t, "second draw", c.Second, want)
+	distinct := map[string]bool{}
+	for i, d := range c.First {
+		distinct[string(d.Px)] = true
+		if ink := inked(d.Px); ink < 20 {
+			t.Errorf("sample %d has %d inked pixels", i+1, ink)
+		}
+		if want := fmt.Sprintf("New digit %d of 8 from vae, seed 1", i+1); d.Alt != want {
+			t.Errorf("sample %d's alt text %q, want %q", i+1, d.Alt, want)
+		}
+	}
+	if len(distinct) < 6 {
+		t.Errorf("8 samples are only %d different images", len(distinct))
+	}
+}
+
+// checkSampleRandom: without a seed the page sends none, shows the one in
+// X-Seed, and its digits are that seed's; "Keep this seed" keeps it.
+func checkSampleRandom(t *testing.T, base string, c sampleRandomCase) {
+	if c.Alert != "" {
+		t.Errorf("the page shows an error: %q", c.Alert)
+	}
+	if len(c.Calls) != 1 {
+		t.Fatalf("one draw made %d calls to /v1/sample", len(c.Calls))
+	}
+	k := c.Calls[0]
+	wantQuery(t, k, "/v1/sample", url.Values{"model": {"vae"}, "n": {"16"}})
+	if k.Seed == nil {
+		t.Fatal("no X-Seed in the answer")
+	}
+	if n, err := strconv.ParseInt(*k.Seed, 10, 64); err != nil || n < 0 {
+		t.Fatalf("X-Seed %q", *k.Seed)
+	}
+	if c.Seed != *k.Seed || !strings.Contains(c.Summary, "drawn with seed "+*k.Seed+" (the server picked it)") {
+		t.Errorf("the page shows the seed %q (%q), X-Seed was %s", c.Seed, c.Summary, *k.Seed)
+	}
+	want, _ := sampled(t, base, "model=vae&n=16&seed="+*k.Seed)
+	wantImages(t, "no seed", c.Digits, want)
+	if !c.KeepVisible || c.SeedField != *k.Seed {
+		t.Errorf(`"Keep this seed" shown %v; the seed field then holds %q, want %s`, c.KeepVisible, c.SeedField, *k.Seed)
+	}
+}
+
+// checkInterpolate holds the interpolation view to the server: the page
+// sent its 28×28 input and the example's in one multipart body; posted
+// again from here, that body gives the 6 digits the page shows, pixel for
+// pixel; the first and the last are vae's reconstructions of the two ends
+// (the line runs between their means), nearer each its own end than the
+// other; the end tiles show what was sent.
+func checkInterpolate(t *testing.T, base string, c interpolateCase) {
+	if c.Alert != "" {
+		t.Errorf("the page shows an error: %q", c.Alert)
+	}
+	if len(c.Calls) == 0 {
+		t.Fatal("the page made no call to /v1/interpolate")
+	}
+	k := c.Calls[len(c.Calls)-1]
+	wantQuery(t, k, "/v1/interpolate", url.Values{"model": {"vae"}, "k": {"6"}})
+	mt, params, err := mime.ParseMediaType(k.Type)
+	if err != nil || mt != "multipart/form-data" {
+		t.Fatalf("the page sent %q to /v1/interpolate, want multipart/form-data", k.Type)
+	}
+	body := unb64(t, k.Body)
+	mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+	var ends [][]byte
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("the page's multipart body: %v", err)
+		}
+		b, err := io.ReadAll(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.FormName() != "img" || p.Header.Get("Content-Type") != "image/png" {
+			t.Errorf("part %d: field %q, %q; want img, image/png", len(ends)+1, p.FormName(), p.Header.Get("Content-Type"))
+		}
+		ends = append(ends, b)
+	}
+	if len(ends) != 2 {
+		t.Fatalf("the page sent %d images to /v1/interpolate, want 2", len(ends))
+	}
+	if !bytes.Equal(ends[0], unb64(t, c.InputState)) {
+		t.Error("the first image the page sent is not its input (the drawing as the model sees it)")
+	}
+	a, b := gray(t, ends[0]), gray(t, ends[1])
+	for i, g := range []*image.Gray{a, b} {
+		if g.Rect.Dx() != 28 || g.Rect.Dy() != 28 {
+			t.Errorf("end %d is %v, want 28×28", i+1, g.Rect)
+		}
+	}
+	if !bytes.Equal(c.From.Px, a.Pix) || !bytes.Equal(c.To.Px, b.Pix) {
+		t.Error("the end tiles do not show the two images sent")
+	}
+	if inked(b.Pix) < 20 {
+		t.Errorf("the example digit sent has %d inked pixels", inked(b.Pix))
+	}
+
+	ans, _ := postFull(t, base, "/v1/interpolate?model=vae&k=6", k.Type, "application/json", body)
+	want := jsonImages(t, ans)
+	wantImages(t, "interpolation", c.Digits, want)
+	if len(want) != 6 {
+		t.Fatalf("/v1/interpolate?k=6 answered %d images", len(want))
+	}
+	first, last := want[0].Pix, want[5].Pix
+	ra := gray(t, post(t, base, "/v1/reconstruct?model=vae", "image/png", "image/png", ends[0])).Pix
+	rb := gray(t, post(t, base, "/v1/reconstruct?model=vae", "image/png", "image/png", ends[1])).Pix
+	if d := maxDiff(first, ra); d > 2 {
+		t.Errorf("the first digit differs from vae's reconstruction of your digit by up to %d levels", d)
+	}
+	if d := maxDiff(last, rb); d > 2 {
+		t.Errorf("the last digit differs from vae's reconstruction of the example by up to %d levels", d)
+	}
+	if mse(first, a.Pix) >= mse(first, b.Pix) || mse(last, b.Pix) >= mse(last, a.Pix) {
+		t.Errorf("the ends do not resemble theirs: first %.4f from yours, %.4f from the example; last %.4f, %.4f",
+			mse(first, a.Pix), mse(first, b.Pix), mse(last, a.Pix), mse(last, b.Pix))
+	}
+	t.Logf("ends: first %.4f from yours (%.4f from the example), last %.4f from the example (%.4f from yours)",
+		mse(first, a.Pix), mse(first, b.Pix), mse(last, b.Pix), mse(last, a.Pix))
+
+	if n := len(c.Digits); n == 6 && (!strings.HasSuffix(c.Digits[0].Alt, ": from your digit") || !strings.HasSuffix(c.Digits[5].Alt, ": to the example 0") ||
+		c.Digits[2].Alt != "Step 3 of 6") {
+		t.Errorf("alt texts %q, %q, %q", c.Digits[0].Alt, c.Digits[2].Alt, c.Digits[5].Alt)
+	}
+	if c.Summary != "6 digits from yours to the example 0, by vae." {
+		t.Errorf("summary %q", c.Summary)
+	}
+	wantTiming(t, c.Timing, "/v1/interpolate")
+}
+
+// inked counts the pixels above half grey.
+func inked(px []uint8) int {
+	n := 0
+	for _, v := range px {
+		if v > 128 {
+			n++
+		}
+	}
+	return n
+}
+
+// mse is the mean squared difference of two images, in [0, 1].
+func mse(a, b []uint8) float64 {
+	s := 0.0
+	for i := range a {
+		d := (float64(a[i]) - float64(b[i])) / 255
+		s += d * d
+	}
+	return s / float64(len(a))
 }
 
 // formatBytes is the page's byte count: thousands separated by commas.
@@ -471,11 +780,20 @@ func formatBytes(n int) string {
 // and returns the 200 answer's body.
 func post(t *testing.T, base, path, ctype, accept string, body []byte) []byte {
 	t.Helper()
+	b, _ := postFull(t, base, path, ctype, accept, body)
+	return b
+}
+
+// postFull is post with the answer's header; an empty ctype sends none.
+func postFull(t *testing.T, base, path, ctype, accept string, body []byte) ([]byte, http.Header) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, base+path, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", ctype)
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
 	req.Header.Set("Accept", accept)
 	req.Header.Set("Authorization", "Bearer "+token)
 	res, err := http.DefaultClient.Do(req)
@@ -487,7 +805,7 @@ func post(t *testing.T, base, path, ctype, accept string, body []byte) []byte {
 	if err != nil || res.StatusCode != http.StatusOK {
 		t.Fatalf("POST %s: %d %v %.200s", path, res.StatusCode, err, b)
 	}
-	return b
+	return b, res.Header
 }
 
 // checkDocs compares the operations Swagger UI lists with the spec's.

@@ -47,8 +47,8 @@ func TestFilesLoadOnlyEmbeddedFiles(t *testing.T) {
 		t.Error("the pages load fewer files than they do")
 	}
 	imports := 0
-	for _, name := range []string{"app.js", "views.js", "api.js", "pixels.js", "pad.js", "ui.js",
-		"view-stages.js", "view-transmit.js", "view-score.js", "view-classify.js"} {
+	for _, name := range []string{"app.js", "views.js", "api.js", "pixels.js", "pad.js", "ui.js", "examples.js",
+		"view-stages.js", "view-transmit.js", "view-score.js", "view-classify.js", "view-interpolate.js", "view-sample.js"} {
 		f, ok := web.Static(name)
 		if !ok {
 			t.Fatalf("%s is not embedded", name)

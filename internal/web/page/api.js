@@ -90,6 +90,30 @@ export class Api {
     return this.call('POST', route + (qs ? `?${qs}` : ''), { ...(await Api.imageBody(image)), accept });
   }
 
+  // postImages sends several PNGs (Blobs) in one multipart/form-data body,
+  // one field img each, in order, with the query q. The body is built
+  // here as bytes, as imageBody sends the page's own PNGs, so that what
+  // was sent is plain to see.
+  async postImages(route, images, q = {}, accept) {
+    const boundary = `aeserve-${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;
+    const enc = new TextEncoder();
+    const parts = [];
+    for (const [i, image] of images.entries()) {
+      parts.push(enc.encode(`--${boundary}\r\nContent-Disposition: form-data; name="img"; filename="digit-${i + 1}.png"\r\n` +
+        `Content-Type: ${image.type || 'image/png'}\r\n\r\n`));
+      parts.push(new Uint8Array(await image.arrayBuffer()), enc.encode('\r\n'));
+    }
+    parts.push(enc.encode(`--${boundary}--\r\n`));
+    const body = new Uint8Array(await new Blob(parts).arrayBuffer());
+    const qs = new URLSearchParams(q).toString();
+    return this.call('POST', route + (qs ? `?${qs}` : ''), { body, type: `multipart/form-data; boundary=${boundary}`, accept });
+  }
+
+  // sample asks /v1/sample for new digits (no body), as JSON: one PNG each.
+  sample(q) {
+    return this.call('POST', `/v1/sample?${new URLSearchParams(q)}`, { accept: 'application/json' });
+  }
+
   decode(latent) {
     return this.call('POST', '/v1/decode', { body: latent, type: 'application/octet-stream', accept: 'image/png' });
   }

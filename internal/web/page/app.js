@@ -3,8 +3,9 @@
 // list and the run of an input; the views (views.js) own what is shown.
 
 import { Api } from './api.js';
+import { drawExample, EXAMPLES } from './examples.js';
 import { Pad } from './pad.js';
-import { addNoise, greyPNG, pngPixels } from './pixels.js';
+import { addNoise, b64PNG, greyPNG, pngPixels } from './pixels.js';
 import { el } from './ui.js';
 import { views } from './views.js';
 
@@ -184,8 +185,7 @@ async function runInput(n) {
 async function prepare(model, blob) {
   const op = ['score', 'reconstruct', 'encode', 'classify'].find((o) => model.operations.includes(o));
   const a = await app.api.post(`/v1/${op}`, blob, { model: model.name, fit: 'true', include: 'input' }, 'application/json');
-  const bytes = Uint8Array.from(atob(a.json().inputs[0]), (c) => c.charCodeAt(0));
-  const png = new Blob([bytes], { type: 'image/png' });
+  const png = b64PNG(a.json().inputs[0]);
   const { px } = await pngPixels(png);
   return { png, px, answer: a };
 }
@@ -267,19 +267,11 @@ function describe(m) {
   return bits.join('. ');
 }
 
-// Example digits, as strokes in 0..1 of the pad: for a keyboard, and to
-// see the page work at once.
-const EXAMPLES = [
-  [[[0.3, 0.25], [0.7, 0.25], [0.6, 0.45], [0.5, 0.62], [0.45, 0.78]]],
-  [[[0.32, 0.33], [0.42, 0.24], [0.58, 0.24], [0.66, 0.34], [0.6, 0.5], [0.33, 0.76], [0.7, 0.76]]],
-  [[[0.5, 0.22], [0.52, 0.78]]],
-  [[[0.6, 0.76], [0.6, 0.22], [0.33, 0.58], [0.72, 0.58]]],
-];
-let example = 0;
+let example = 0; // the next example digit the button draws
 
 $('example').addEventListener('click', () => {
   pad.clear(false);
-  for (const s of EXAMPLES[example++ % EXAMPLES.length]) pad.stroke(s);
+  drawExample(pad, example++ % EXAMPLES.length);
 });
 $('clear').addEventListener('click', () => pad.clear());
 $('model').addEventListener('change', selectModel);

@@ -18,6 +18,11 @@ export async function pngPixels(blob) {
   return { px, width: c.width, height: c.height };
 }
 
+// b64PNG is a PNG the server sent in JSON (standard base64) as a Blob.
+export function b64PNG(s) {
+  return new Blob([Uint8Array.from(atob(s), (c) => c.charCodeAt(0))], { type: 'image/png' });
+}
+
 // greyPNG encodes grey levels as an 8-bit greyscale PNG, as the server
 // writes its own: the smallest honest PNG of an image, to weigh a latent
 // against. (A canvas would write RGBA.)

@@ -52,3 +52,25 @@ export class Tile {
     this.time(null);
   }
 }
+
+// pickModel is the model a view of a generative operation calls: the one
+// the person chose in it while it is served, else the page's model if it
+// can, else the server's default (vae), else the first that can.
+export function pickModel(list, chosen, app) {
+  return list.find((m) => m.name === chosen) ||
+    list.find((m) => m.name === app.model?.name) ||
+    list.find((m) => m.name === 'vae') || list[0] || null;
+}
+
+// modelOptions fills a select with the models of list, picking pick.
+export function modelOptions(select, list, pick) {
+  const size = (m) => m.latent_shape?.reduce((a, x) => a * x, 1);
+  select.replaceChildren(...list.map((m) => el('option', { value: m.name, text: size(m) ? `${m.name} (${size(m)}-number code)` : m.name })));
+  if (pick) select.value = pick.name;
+}
+
+// digitList shows PNGs (base64, from JSON) as a list of images.
+export function digitList(list, images, alt) {
+  list.replaceChildren(...images.map((b64, i) =>
+    el('li', {}, el('img', { class: 'digit', src: `data:image/png;base64,${b64}`, width: 28, height: 28, alt: alt(i, images.length) }))));
+}

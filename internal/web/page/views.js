@@ -19,5 +19,7 @@ import stages from './view-stages.js';
 import transmit from './view-transmit.js';
 import score from './view-score.js';
 import classify from './view-classify.js';
+import interpolate from './view-interpolate.js';
+import sample from './view-sample.js';
 
-export const views = [stages, transmit, score, classify];
+export const views = [stages, transmit, score, classify, interpolate, sample];

@@ -135,6 +135,43 @@ async function quantChoice(page) {
   return { value: await sel.inputValue(), options: await sel.locator('option').evaluateAll((os) => os.map((o) => o.value)) };
 }
 
+// digitsShown are the images of a list of digits the page shows (the
+// generative views'), each read back as imgPixels does, with its alt text.
+async function digitsShown(page, sel) {
+  return page.locator(`${sel} img`).evaluateAll((imgs) => imgs.map((img) => {
+    const c = document.createElement('canvas');
+    c.width = img.naturalWidth;
+    c.height = img.naturalHeight;
+    const g = c.getContext('2d');
+    g.drawImage(img, 0, 0);
+    const d = g.getImageData(0, 0, c.width, c.height).data;
+    const px = [];
+    for (let i = 0; i < d.length; i += 4) px.push(d[i]);
+    return { width: c.width, height: c.height, px, alt: img.alt };
+  }));
+}
+
+// calls records the page's POSTs to a route from now on, with their
+// answers' status and X-Seed.
+function calls(page, route) {
+  const got = [];
+  const on = async (res) => {
+    const r = res.request();
+    if (r.method() !== 'POST' || new URL(r.url()).pathname !== route) return;
+    const h = r.headers();
+    got.push({
+      url: r.url(), type: h['content-type'] || '', accept: h.accept || '', body: r.postDataBuffer()?.toString('base64') || '',
+      status: res.status(), seed: res.headers()['x-seed'] ?? null,
+    });
+  };
+  page.on('response', on);
+  return { got, stop: () => page.off('response', on) };
+}
+
+async function text(page, sel) {
+  return (await page.locator(sel).innerText()).trim();
+}
+
 async function axe(page) {
   await page.evaluate(axeSource);
   const r = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
@@ -198,6 +235,78 @@ const cases = [
       score: await text('#view-score'),
       classify: await text('#classify-answer'),
       bars: await page.locator('#view-classify .bars li').count(),
+      alert: await alertText(page),
+    };
+  }],
+
+  // Sampling, with a bad n first: the page shows the server's problem.
+  ['sample-bad-n', async (page) => {
+    const p = problems(page);
+    await page.fill('#sample-n', '65');
+    await page.click('#sample-draw');
+    await settled(page);
+    p.stop();
+    return { alert: await alertText(page), problem: p.got[0] || null };
+  }],
+
+  // vae's 8 digits of seed 1, drawn twice (the second time from the
+  // keyboard): the Go test checks both against /v1/sample.
+  ['sample', async (page) => {
+    const c = calls(page, '/v1/sample');
+    await page.selectOption('#sample-model', 'vae');
+    await page.fill('#sample-n', '8');
+    await page.fill('#sample-seed', '1');
+    await page.click('#sample-draw');
+    await settled(page);
+    const first = await digitsShown(page, '#sample-digits');
+    const seedFirst = await text(page, '#sample-seed-used');
+    await page.locator('#sample-draw').focus();
+    await page.keyboard.press('Enter');
+    await settled(page);
+    c.stop();
+    return {
+      calls: c.got, first, second: await digitsShown(page, '#sample-digits'),
+      seedFirst, seed: await text(page, '#sample-seed-used'),
+      summary: await text(page, '#sample-summary'), timing: await text(page, '#sample-timing'),
+      alert: await alertText(page),
+    };
+  }],
+
+  // No seed: the server picks one, and the page shows its X-Seed; "Keep
+  // this seed" puts it in the seed field.
+  ['sample-random', async (page) => {
+    const c = calls(page, '/v1/sample');
+    await page.fill('#sample-seed', '');
+    await page.fill('#sample-n', '16');
+    await page.click('#sample-draw');
+    await settled(page);
+    c.stop();
+    const r = {
+      calls: c.got, digits: await digitsShown(page, '#sample-digits'),
+      seed: await text(page, '#sample-seed-used'), summary: await text(page, '#sample-summary'),
+      keepVisible: await page.locator('#sample-keep').isVisible(),
+      alert: await alertText(page),
+    };
+    await page.click('#sample-keep');
+    r.seedField = await page.inputValue('#sample-seed');
+    return r;
+  }],
+
+  // Interpolation from the drawn 7 to the example 0 in 6 steps, with vae:
+  // what the page sent and shows go back to the Go test.
+  ['interpolate', async (page) => {
+    const c = calls(page, '/v1/interpolate');
+    await page.selectOption('#interp-model', 'vae');
+    await page.getByLabel('To the digit').selectOption({ label: 'Example 0' });
+    await page.fill('#interp-k', '6');
+    await page.press('#interp-k', 'Enter');
+    await settled(page);
+    c.stop();
+    return {
+      calls: c.got, inputState: await lastB64(page, 'input'),
+      digits: await digitsShown(page, '#interp-digits'),
+      from: await imgPixels(page, '#interp-from img'), to: await imgPixels(page, '#interp-target img'),
+      summary: await text(page, '#interp-summary'), timing: await text(page, '#interp-timing'),
       alert: await alertText(page),
     };
   }],
