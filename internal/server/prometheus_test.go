@@ -105,8 +105,23 @@ func TestRealPrometheus(t *testing.T) {
 	wantStatus(t, e.post("/v1/reconstruct", ctPNG, img), http.StatusOK)
 	wantStatus(t, e.post("/v1/reconstruct?model=nope", ctPNG, img), http.StatusNotFound)
 
-	if b, err := runStdin(promtool, scrape(t, e), "check", "metrics"); err != nil || len(b) > 0 {
+	after := scrape(t, e)
+	if b, err := runStdin(promtool, after, "check", "metrics"); err != nil || len(b) > 0 {
 		t.Errorf("promtool check metrics after load: %v\n%s", err, b)
+	}
+	// Every metric served is in README's table, which deploy/'s rules and
+	// dashboard are checked against (TestMonitoringExpressions).
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(after, "\n") {
+		if name, ok := strings.CutPrefix(line, "# TYPE aeserve_"); ok {
+			name, _, _ = strings.Cut(name, " ")
+			if !bytes.Contains(readme, []byte("`aeserve_"+name+"`")) {
+				t.Errorf("aeserve_%s is served but not in README's metrics table", name)
+			}
+		}
 	}
 
 	// What Prometheus stored, with the labels README's table names.
@@ -118,6 +133,7 @@ func TestRealPrometheus(t *testing.T) {
 		"aeserve_batch_compute_seconds_bucket":         {"model", "half", "le"},
 		"aeserve_batch_size_bucket":                    {"model", "half", "le"},
 		"aeserve_batch_queue_depth":                    {"model", "half"},
+		"aeserve_batch_queue_capacity":                 {"model", "half"},
 		"aeserve_batch_shed_total":                     {"model", "half", "reason"},
 		"aeserve_admission_shed_total":                 {"model", "half"},
 		"aeserve_batch_executions_total":               {"model", "half"},
