@@ -197,7 +197,7 @@ func New(cfg Config, labels Labels, m *Metrics, newProc func() (Processor, error
 			segs: make([]segment, 0, cfg.MaxBatch),
 		})
 	}
-	b := &Batcher{cfg: cfg, m: m.bind(labels), stopped: make(chan struct{})}
+	b := &Batcher{cfg: cfg, m: m.bind(labels, cfg.QueueSize), stopped: make(chan struct{})}
 	b.cond.L = &b.mu
 	b.m.depth.Set(0)
 	var wg sync.WaitGroup

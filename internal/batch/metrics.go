@@ -19,6 +19,7 @@ type Metrics struct {
 	items      *prometheus.CounterVec
 	errors     *prometheus.CounterVec
 	depth      *prometheus.GaugeVec
+	capacity   *prometheus.GaugeVec
 	shed       *prometheus.CounterVec
 }
 
@@ -72,6 +73,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "aeserve_batch_queue_depth",
 			Help: "Items (images) currently queued.",
 		}, labels),
+		// The queue's size, beside its depth, so that saturation is one
+		// division in a rule or a dashboard, whatever each pod was given.
+		capacity: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "aeserve_batch_queue_capacity",
+			Help: "Items (images) the queue holds at most (--queue-size).",
+		}, labels),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aeserve_batch_shed_total",
 			Help: "Requests answered without a result, by reason (queue_full, timeout, canceled).",
@@ -124,6 +131,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}
 		return ok
 	})
+	register(m.capacity, func(c prometheus.Collector) bool {
+		v, ok := c.(*prometheus.GaugeVec)
+		if ok {
+			m.capacity = v
+		}
+		return ok
+	})
 	register(m.shed, ctr(&m.shed))
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("batch: register metrics: %w", errors.Join(errs...))
@@ -140,13 +154,14 @@ type bound struct {
 	shedQueueFull, shedTimeout, shedCancelled prometheus.Counter
 }
 
-func (m *Metrics) bind(l Labels) *bound {
+func (m *Metrics) bind(l Labels, queueSize int) *bound {
 	if m == nil {
 		// Unregistered collectors cost a few atomic adds and spare the hot
 		// path a nil check per update.
 		m, _ = NewMetrics(nil)
 	}
 	lv := []string{l.Model, l.Half}
+	m.capacity.WithLabelValues(lv...).Set(float64(queueSize))
 	return &bound{
 		queueWait:     m.queueWait.WithLabelValues(lv...),
 		compute:       m.compute.WithLabelValues(lv...),

@@ -100,3 +100,69 @@ func withCRCs(data []byte) []byte {
 	}
 	return data
 }
+
+// FuzzReadHeader: the header-first check. Whatever the bytes, ReadHeader
+// returns a header of positive size within the limit, of the format Sniff
+// names and an EXIF orientation of 1 to 8, or an *Error of a known Kind;
+// KindTooLarge only when the declared size is over the limit (the same
+// bytes read with no practical limit give that size, or for a PNG may fail
+// on framing checked only within the limit), and a larger limit never
+// refuses what a smaller one took.
+func FuzzReadHeader(f *testing.F) {
+	valid, err := EncodePNG(toFloat(mnistDigits(f, 1)[0]))
+	if err != nil {
+		f.Fatal(err)
+	}
+	jpg := encodeJPEG(f, grayImage(28, 28, mnistDigits(f, 1)[0]), 90)
+	for _, s := range [][]byte{
+		valid,
+		jpg,
+		withEXIF(jpg, 6, binary.LittleEndian),
+		withEXIF(jpg, 9, binary.BigEndian),
+		encodeGIF(f, &gif.GIF{Image: []*image.Paletted{palettedGrey(28, 28, mnistDigits(f, 1)[0])}, Delay: []int{0}}),
+		[]byte("GIF89a\xff\xff\xff\xff"),
+		bomb(100000, 100000),
+		bomb(300, 300),
+		append(bytes.Clone(valid), valid...),
+		valid[:len(valid)-1],
+		[]byte(pngSignature[:5]),
+		[]byte("\xff\xd8"),
+		nil,
+	} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	const limit = 1 << 16
+	f.Fuzz(func(t *testing.T, data []byte, fixCRCs bool) {
+		if fixCRCs {
+			data = withCRCs(data)
+		}
+		h, err := ReadHeader(data, Limits{MaxPixels: limit})
+		big, bigErr := ReadHeader(data, Limits{MaxPixels: 1 << 62})
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) || e.Kind < KindMalformed || e.Kind > KindFormat || e.Msg == "" {
+				t.Fatalf("error %T %v is not a *digit.Error of a known Kind", err, err)
+			}
+			// A PNG too large is refused before its chunks are walked, so
+			// without the limit its framing may still fail; but no other
+			// header passes the limit's check.
+			var be *Error
+			format, _ := Sniff(data)
+			if e.Kind == KindTooLarge && (bigErr == nil && big.Pixels() <= limit ||
+				bigErr != nil && (!errors.As(bigErr, &be) || be.Kind != KindMalformed || format != PNG)) {
+				t.Fatalf("too large at %d pixels, but unlimited it reads %+v, %v", limit, big, bigErr)
+			}
+			return
+		}
+		if bigErr != nil || big != h {
+			t.Fatalf("a larger limit changes %+v to %+v, %v", h, big, bigErr)
+		}
+		if f, _ := Sniff(data); h.Format != f {
+			t.Fatalf("format %s, Sniff says %s", h.Format, f)
+		}
+		if h.Width <= 0 || h.Height <= 0 || h.Pixels() > limit || h.Orientation < 1 || h.Orientation > 8 {
+			t.Fatalf("header %+v accepted with limit %d", h, limit)
+		}
+	})
+}
