@@ -265,6 +265,19 @@ func checkScale(s float32) *ValueError {
 	return valueErr(-1, "int8 scale %v is %s; want a positive normal binary16 value", s, why)
 }
 
+// Dequantize returns l as float32, the numbers it stands for, once its
+// scale and values pass CheckValues (a *ValueError otherwise). A float32
+// latent is returned as it is, unchecked: CheckFinite judges its values.
+func (l *Latent) Dequantize() (*Latent, error) {
+	if l.DType == DTypeFloat32 {
+		return l, nil
+	}
+	if _, err := l.CheckValues(); err != nil {
+		return nil, err
+	}
+	return &Latent{Model: l.Model, Fingerprint: l.Fingerprint, Shape: l.Shape, DType: DTypeFloat32, Data: l.Values()}, nil
+}
+
 // Values returns the numbers l stands for: Data itself for float32 and
 // float16, and a new slice of Data[i]×Scale for int8 (exact in float32).
 func (l *Latent) Values() []float32 {

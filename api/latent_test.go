@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -748,5 +749,25 @@ func TestFloat16AllValues(t *testing.T) {
 	}
 	if again := mustMarshal(t, &l); !bytes.Equal(again, b) {
 		t.Error("float16 values do not survive a round trip")
+	}
+}
+
+func TestDequantize(t *testing.T) {
+	f := &Latent{Fingerprint: "0123456789abcdef", Shape: []int{1, 4}, DType: DTypeFloat32, Data: []float32{0.5, -1, 2, 0}}
+	if got, err := f.Dequantize(); err != nil || got != f {
+		t.Errorf("float32: %v, %v; want the latent itself", got, err)
+	}
+	q, err := f.Quantize(DTypeInt8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := q.Dequantize()
+	if err != nil || d.DType != DTypeFloat32 || d.Scale != 0 || !slices.Equal(d.Data, q.Values()) || !slices.Equal(d.Shape, f.Shape) {
+		t.Errorf("int8: %+v, %v", d, err)
+	}
+	q.Scale = 0
+	var ve *ValueError
+	if _, err := q.Dequantize(); !errors.As(err, &ve) {
+		t.Errorf("int8 without a scale: %v, want *ValueError", err)
 	}
 }

@@ -165,11 +165,9 @@ func (s *v2Service) Decode(ctx context.Context, l *api.Latent, opts api.DecodeOp
 			return nil, err
 		}
 	}
-	if l.DType != api.DTypeFloat32 {
-		if _, err := l.CheckValues(); err != nil {
-			return nil, err
-		}
-		l = &api.Latent{Model: l.Model, Fingerprint: l.Fingerprint, Shape: l.Shape, DType: api.DTypeFloat32, Data: l.Values()}
+	l, err := l.Dequantize()
+	if err != nil {
+		return nil, err
 	}
 	px, err := s.c.Decode(ctx, model, l, binary)
 	if err != nil {

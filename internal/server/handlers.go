@@ -394,13 +394,10 @@ func (s *Server) decode(r *http.Request, q query) (*response, error) {
 	if n > s.cfg.MaxImages {
 		return nil, tooLarge("latent holds %d images, more than %d per request", n, s.cfg.MaxImages)
 	}
-	if l.DType != api.DTypeFloat32 {
-		// A quantised latent's scale and values: the float32 checks below
-		// then see the numbers it stands for.
-		if _, err := l.CheckValues(); err != nil {
-			return nil, unprocessable("%v", err)
-		}
-		l = &api.Latent{Model: l.Model, Fingerprint: l.Fingerprint, Shape: l.Shape, DType: api.DTypeFloat32, Data: l.Values()}
+	// A quantised latent's scale and values are checked here; the float32
+	// checks below then see the numbers it stands for.
+	if l, err = l.Dequantize(); err != nil {
+		return nil, unprocessable("%v", err)
 	}
 	if i, ok := l.CheckFinite(); !ok {
 		latentLen := sv.m.Arch.InLen(model.Decoder)
