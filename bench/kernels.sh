@@ -6,18 +6,22 @@
 #   bench/kernels.sh                 # OpenBLAS build (needs libopenblas-dev)
 #   TAGS= bench/kernels.sh           # pure-Go build
 #   BENCHTIME=2s COUNT=3 bench/kernels.sh
+#   TAGS= KERNELS=avx2 bench/kernels.sh    # one kernel path (AESERVE_KERNELS; default auto, the fastest here)
+#   BENCH='Infer/model=conv/|SGEMM' bench/kernels.sh   # a subset
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TAGS=${TAGS-openblas}
 BENCHTIME=${BENCHTIME:-1s}
 COUNT=${COUNT:-1}
+KERNELS=${KERNELS:-auto}
+BENCH=${BENCH:-Infer|Train|SGEMM}
 out=bench/out
 mkdir -p "$out"
-raw="$out/kernels-${TAGS:-gonum}.txt"
+raw="$out/kernels-${TAGS:-gonum}-$KERNELS.txt"
 
-echo "# go test -tags '$TAGS' -bench 'Infer|Train|SGEMM' -benchtime $BENCHTIME -count $COUNT -benchmem ./internal/model" >&2
-echo "# $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-go test -tags "$TAGS" -run '^$' -bench 'Infer|Train|SGEMM' -benchtime "$BENCHTIME" -count "$COUNT" -benchmem ./internal/model | tee "$raw" >&2
+echo "# AESERVE_KERNELS=$KERNELS go test -tags '$TAGS' -bench '$BENCH' -benchtime $BENCHTIME -count $COUNT -benchmem ./internal/model" >&2
+echo "# $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+AESERVE_KERNELS=$KERNELS go test -tags "$TAGS" -run '^$' -bench "$BENCH" -benchtime "$BENCHTIME" -count "$COUNT" -benchmem ./internal/model | tee "$raw" >&2
 
 # Medians over -count runs; the ceiling is the best SGEMM figure of this run.
 awk '
@@ -30,7 +34,7 @@ function metric(name,   i) { for (i = 3; i < NF; i++) if ($(i+1) == name) return
   if (!(name in seen)) { seen[name] = 1; order[++k] = name }
 }
 END {
-  printf "SGEMM ceiling (best of this run): %.1f GFLOP/s\n\n", ceil
+  printf "kernels %s; SGEMM ceiling (best of this run): %.1f GFLOP/s\n\n", kernels, ceil
   print "| benchmark | images/s | ms/batch | effective GFLOP/s | of ceiling | allocs/op | B/op |"
   print "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
   for (j = 1; j <= k; j++) {
@@ -43,4 +47,4 @@ END {
     if (g == "") g = "–"; else g = sprintf("%.1f", g)
     printf "| %s | %.0f | %.3f | %s | %s | %s | %s |\n", name, med, ns[name] / 1e6, g, share, al[name], by[name]
   }
-}' "$raw" | tee "$out/kernels-${TAGS:-gonum}.md"
+}' kernels="$KERNELS" "$raw" | tee "$out/kernels-${TAGS:-gonum}-$KERNELS.md"

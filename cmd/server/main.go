@@ -40,6 +40,7 @@ import (
 	"github.com/aeserve/aeserve/internal/model"
 	"github.com/aeserve/aeserve/internal/server"
 	"github.com/aeserve/aeserve/internal/train"
+	"github.com/aeserve/aeserve/internal/vec"
 	"github.com/aeserve/aeserve/weights"
 )
 
@@ -88,6 +89,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil || o.LogLevel == "" {
 		return fmt.Errorf("%w: --log-level %q: want trace, debug, info, warn or error", config.ErrUsage, o.LogLevel)
 	}
+	if err := vec.Use(o.Kernels); err != nil {
+		return fmt.Errorf("%w: --kernels: %w", config.ErrUsage, err)
+	}
 	log := zerolog.New(stderr).Level(lvl).With().Timestamp().Logger()
 	o.Server.Log = log
 	o.Server.OpenAPI = aeserve.OpenAPI
@@ -98,7 +102,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	c := o.Server
 	log.Info().Str("version", version.Version).Str("revision", version.GetRevision()).
-		Str("go", runtime.Version()).Int("gomaxprocs", runtime.GOMAXPROCS(0)).
+		Str("go", runtime.Version()).Int("gomaxprocs", runtime.GOMAXPROCS(0)).Str("kernels", string(vec.Active())).
 		Str("addr", o.Addr).Str("metrics_addr", o.MetricsAddr).Str("grpc_addr", o.GRPCAddr).Str("role", string(o.Role)).
 		Strs("models", o.Models).Str("weights", weightsName(o.Weights)).
 		Int("max_batch", c.Batch.MaxBatch).Stringer("max_wait", c.Batch.MaxWait).

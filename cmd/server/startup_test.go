@@ -242,6 +242,7 @@ func TestExitStatus(t *testing.T) {
 		{"--models conv,nope", 2, "", `unknown model "nope"`},
 		{"--models ,", 2, "", "empty model name"},
 		{"--role sender", 2, "", `unknown role "sender"`},
+		{"--kernels sse", 2, "", `kernels "sse": unknown`},
 		{"--addr 127.0.0.1:0 --weights " + t.TempDir(), 1, "", "hold no models"},
 	} {
 		t.Run(tc.args, func(t *testing.T) {

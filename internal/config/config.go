@@ -18,6 +18,7 @@ import (
 
 	"github.com/aeserve/aeserve/internal/server"
 	"github.com/aeserve/aeserve/internal/train"
+	"github.com/aeserve/aeserve/internal/vec"
 )
 
 // ErrUsage marks errors in the arguments themselves (the server exits 2).
@@ -51,8 +52,29 @@ type Options struct {
 	TrainEpochs int
 	TrainLimit  int
 	LogLevel    string
-	Version     bool
-	Server      server.Config
+	// Kernels is the kernel path to force ("" or "auto": the fastest this
+	// CPU supports); checked against the CPU as it is set.
+	Kernels vec.Path
+	Version bool
+	Server  server.Config
+}
+
+// kernelsFlag is --kernels: a path vec knows and this CPU runs.
+type kernelsFlag struct{ p *vec.Path }
+
+func (f kernelsFlag) String() string {
+	if f.p == nil || *f.p == "" {
+		return "auto"
+	}
+	return string(*f.p)
+}
+
+func (f kernelsFlag) Set(v string) error {
+	if err := vec.Check(vec.Path(v)); err != nil {
+		return err
+	}
+	*f.p = vec.Path(v)
+	return nil
 }
 
 // modelList is the --models flag: a comma-separated list, checked as it is
@@ -176,6 +198,8 @@ func FlagSet(o *Options, usage io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.LogLevel, "log-level", "info", "trace, debug, info, warn or error (probes and scrapes are logged at debug)")
 	fs.StringVar(&o.DebugAddr, "debug-addr", "",
 		"serve Go's runtime profiles (net/http/pprof, /debug/pprof/) on this separate address, e.g. localhost:6060; off when empty. Never expose it publicly")
+	fs.Var(kernelsFlag{&o.Kernels}, "kernels",
+		"kernel `PATH`: auto (the fastest this CPU supports), avx512, avx2 or go (portable); for comparing paths, or to rule one out")
 	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(usage, "Usage: aeserve [flags]\n\nEvery flag can be set as %s<FLAG> (e.g. %s); flags win.\n\n",

@@ -6,6 +6,7 @@ import (
 	"math/rand"
 	"testing"
 
+	"github.com/aeserve/aeserve/internal/vec"
 	"github.com/aeserve/aeserve/weights"
 )
 
@@ -54,10 +55,29 @@ func refMean(p []float64, n int) []float64 {
 }
 
 // The fast path, as served, equals the float64 reference within
-// |a − b| ≤ 1e-5 + 1e-4·|b| for every half, model and batch size (including
-// sizes that split unevenly across workers, and a batch smaller than the one
-// before, over the same buffers), and its images are within one grey level.
+// |a − b| ≤ 1e-5 + 1e-4·|b| for every kernel path this CPU runs (AVX-512,
+// AVX2, portable Go), half, model and batch size (including sizes that split
+// unevenly across workers, and a batch smaller than the one before, over the
+// same buffers), and its images are within one grey level.
 func TestFastPathMatchesReferenceModel(t *testing.T) {
+	for _, p := range vec.Supported() {
+		t.Run("kernels="+string(p), func(t *testing.T) {
+			useKernels(t, p)
+			testFastPathMatchesReference(t)
+		})
+	}
+}
+
+// useKernels switches vec to path p for the rest of the test.
+func useKernels(t testing.TB, p vec.Path) {
+	t.Helper()
+	if err := vec.Use(p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = vec.Use("auto") })
+}
+
+func testFastPathMatchesReference(t *testing.T) {
 	for _, name := range embeddedModels(t) {
 		m, err := LoadFS(weights.FS, name)
 		if err != nil {
@@ -109,6 +129,103 @@ func TestFastPathMatchesReferenceModel(t *testing.T) {
 				})
 			}
 			r.Close()
+		}
+	}
+}
+
+// Across kernel paths the served outputs agree: the AVX2 and AVX-512 paths
+// bit for bit (their SGEMMs add each sum's products in the same order with
+// the same roundings, and share the epilogues), the portable path within
+// 1e-5 relative (gonum sums in another order) and one grey level on images.
+// On one path a pass is bit-for-bit reproducible: the same batch run twice,
+// and each image run alone, give the same bits.
+func TestKernelPathsAgree(t *testing.T) {
+	paths := vec.Supported()
+	if len(paths) < 2 {
+		t.Skipf("only %v on this CPU: nothing to compare (TestFastPathMatchesReferenceModel covers it)", paths)
+	}
+	const n = 7
+	for _, name := range embeddedModels(t) {
+		m, err := LoadFS(weights.FS, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range m.Arch.Runnable() {
+			t.Run(name+"/"+string(h), func(t *testing.T) {
+				rng := rand.New(rand.NewSource(7))
+				in := make([]float32, n*m.Arch.InLen(h))
+				for i := range in {
+					in[i] = rng.Float32()
+				}
+				if h == Decoder { // a real code, not saturating noise
+					enc, err := m.NewRunner(Encoder)
+					if err != nil {
+						t.Fatal(err)
+					}
+					img := make([]float32, n*m.Arch.InLen(Encoder))
+					for i := range img {
+						img[i] = rng.Float32()
+					}
+					if in, err = enc.Run(img, n); err != nil {
+						t.Fatal(err)
+					}
+					enc.Close()
+				}
+				outs := make(map[vec.Path][]float32)
+				for _, p := range paths {
+					useKernels(t, p)
+					r, err := m.NewRunner(h)
+					if err != nil {
+						t.Fatal(err)
+					}
+					a, err := r.Run(in, n)
+					if err != nil {
+						t.Fatal(err)
+					}
+					b, err := r.Run(in, n)
+					if err != nil {
+						t.Fatal(err)
+					}
+					equalBits(t, string(p)+" twice", a, b)
+					one, err := r.Run(in[:r.InLen()], 1)
+					if err != nil {
+						t.Fatal(err)
+					}
+					equalBits(t, string(p)+" first item alone", a[:r.OutLen()], one)
+					r.Close()
+					outs[p] = a
+				}
+				ref := outs[paths[0]]
+				for _, p := range paths[1:] {
+					got := outs[p]
+					if p != vec.PathGo {
+						equalBits(t, string(p)+" vs "+string(paths[0]), got, ref)
+						continue
+					}
+					image := h == Full || h == Decoder
+					for i, w := range ref {
+						d := math.Abs(float64(got[i]) - float64(w))
+						if d > 1e-5*math.Max(1, math.Abs(float64(w))) {
+							t.Fatalf("%s vs %s: value %d: %v vs %v", p, paths[0], i, got[i], w)
+						}
+						if image && math.Abs(math.Round(float64(got[i])*255)-math.Round(float64(w)*255)) > 1 {
+							t.Fatalf("%s vs %s: pixel %d: more than one grey level apart", p, paths[0], i)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+func equalBits(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%s: value %d: %v, want %v (bit for bit)", what, i, got[i], want[i])
 		}
 	}
 }

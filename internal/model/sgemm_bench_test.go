@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/aeserve/aeserve/internal/vec"
 )
 
 // BenchmarkSGEMM measures this build's matrix multiply on square matrices,
@@ -14,7 +16,7 @@ import (
 func BenchmarkSGEMM(b *testing.B) {
 	for _, n := range []int{256, 1024} {
 		for _, threads := range []int{1, runtime.GOMAXPROCS(0)} {
-			b.Run(fmt.Sprintf("backend=%s/n=%d/threads=%d", SGEMMBackend, n, threads), func(b *testing.B) {
+			b.Run(fmt.Sprintf("backend=%s/kernels=%s/n=%d/threads=%d", SGEMMBackend, vec.Active(), n, threads), func(b *testing.B) {
 				mats := make([][3][]float32, threads)
 				for t := range mats {
 					for k := range mats[t] {

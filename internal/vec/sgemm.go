@@ -3,14 +3,18 @@ package vec
 // Sgemm computes C = A·B + beta·C for row-major A [m×k], B [k×n] and C
 // [m×n] with row strides lda, ldb and ldc, without transposes: the products
 // the inference kernels make. It reports false, doing nothing, when this
-// CPU has no AVX2 assembly for it; the caller then uses a general SGEMM.
+// path in use has no assembly for it (PathGo); the caller then uses a
+// general SGEMM.
 //
-// On amd64 with AVX2 it runs register-tiled FMA kernels (sgemm_amd64.s): 4
-// rows × 16 columns a tile, or 1 × 32 for leftover rows. Sums are kept in
-// float32 and fused multiply-adds round once, so results differ from a
-// plain loop's in the last bits; the tests bound that against float64.
+// It runs register-tiled FMA kernels: with AVX2 (sgemm_amd64.s) 4 rows × 16
+// columns a tile, or 1 × 32 for leftover rows; with AVX-512
+// (sgemm512_amd64.s) 4 × 64, or 1 × 128. Sums are kept in float32 and fused
+// multiply-adds round once, so results differ from a plain loop's in the
+// last bits; the tests bound that against float64. Both paths add the k
+// terms of a sum in the same order with the same roundings, so they agree
+// bit for bit.
 func Sgemm(m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) bool {
-	if !useAVX2 || !hasFMA {
+	if level < lvlAVX2 {
 		return false
 	}
 	if m <= 0 || n <= 0 {
@@ -36,6 +40,15 @@ func Sgemm(m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32
 		accum = 1
 	}
 	i := 0
+	if level >= lvlAVX512 {
+		for ; i+4 <= m; i += 4 {
+			sgemm4AVX512(&c[i*ldc], &a[i*lda], &b[0], n, k, lda, ldb, ldc, accum, beta)
+		}
+		for ; i < m; i++ {
+			sgemm1AVX512(&c[i*ldc], &a[i*lda], &b[0], n, k, ldb, accum, beta)
+		}
+		return true
+	}
 	for ; i+4 <= m; i += 4 {
 		sgemm4AVX2(&c[i*ldc], &a[i*lda], &b[0], n, k, lda, ldb, ldc, accum, beta)
 	}

@@ -23,7 +23,7 @@ func AddReLU(dst, src []float32, b float32) {
 		return
 	}
 	_ = dst[len(src)-1]
-	if useAVX2 {
+	if level >= lvlAVX2 {
 		addReLUAVX2(&dst[0], &src[0], len(src), b)
 		return
 	}
@@ -38,7 +38,7 @@ func PoolAddReLU(out, r0, r1 []float32, b float32) {
 		return
 	}
 	_, _ = r0[2*n-1], r1[2*n-1]
-	if useAVX2 {
+	if level >= lvlAVX2 {
 		poolAddReLUAVX2(&out[0], &r0[0], &r1[0], n, b)
 		return
 	}
@@ -56,7 +56,7 @@ func InterleaveAddReLU(dst, p0, p1 []float32, rows, n, dstStride, srcStride int,
 	}
 	_, _ = p0[(rows-1)*srcStride+n-1], p1[(rows-1)*srcStride+n-1]
 	_ = dst[(rows-1)*dstStride+2*n-1]
-	if useAVX2 {
+	if level >= lvlAVX2 {
 		interleaveAddReLURowsAVX2(&dst[0], &p0[0], &p1[0], rows, n, dstStride, srcStride, b)
 		return
 	}
@@ -73,7 +73,7 @@ func CopyRows(dst, src []float32, rows, n, dstStride, srcStride int) {
 		return
 	}
 	_, _ = src[(rows-1)*srcStride+n-1], dst[(rows-1)*dstStride+n-1]
-	if useAVX2 {
+	if level >= lvlAVX2 {
 		copyRowsAVX2(&dst[0], &src[0], rows, n, dstStride, srcStride)
 		return
 	}

@@ -2,10 +2,18 @@ package vec
 
 import "golang.org/x/sys/cpu"
 
-var (
-	useAVX2 = cpu.X86.HasAVX2
-	hasFMA  = cpu.X86.HasFMA
-)
+// best is the fastest path this CPU runs. The AVX-512 SGEMM needs F for the
+// arithmetic, BW for 64-bit mask moves and BMI2 for the tail masks.
+var best = func() int {
+	x := cpu.X86
+	switch {
+	case x.HasAVX2 && x.HasFMA && x.HasAVX512F && x.HasAVX512BW && x.HasBMI2:
+		return lvlAVX512
+	case x.HasAVX2 && x.HasFMA:
+		return lvlAVX2
+	}
+	return lvlGo
+}()
 
 //go:noescape
 func addReLUAVX2(dst, src *float32, n int, b float32)
@@ -24,3 +32,9 @@ func sgemm4AVX2(c, a, b *float32, n, k, lda, ldb, ldc, accum int, beta float32)
 
 //go:noescape
 func sgemm1AVX2(c, a, b *float32, n, k, ldb, accum int, beta float32)
+
+//go:noescape
+func sgemm4AVX512(c, a, b *float32, n, k, lda, ldb, ldc, accum int, beta float32)
+
+//go:noescape
+func sgemm1AVX512(c, a, b *float32, n, k, ldb, accum int, beta float32)

@@ -5,15 +5,14 @@ import "testing"
 // The exported kernels' portable branches (what other architectures run)
 // against the assembly, through the same entry points.
 func TestPortableBranchesMatchAssembly(t *testing.T) {
-	if !useAVX2 {
+	if best < lvlAVX2 {
 		t.Skip("no AVX2: the portable branches are all this machine runs, and TestKernelsMatchReference covers them")
 	}
 	const rows, n, ds, ss = 4, 13, 30, 15
 	src := randSlice(newRand(), rows*ss)
 	src2 := randSlice(newRand(), rows*ss)
-	run := func(avx bool) [][]float32 {
-		useAVX2 = avx
-		defer func() { useAVX2 = true }()
+	run := func(path Path) [][]float32 {
+		usePath(t, path)
 		a, p, il, cp := make([]float32, len(src)), make([]float32, 6), make([]float32, rows*ds), make([]float32, rows*ds)
 		AddReLU(a, src, 0.2)
 		PoolAddReLU(p, src, src2, -0.1)
@@ -21,7 +20,7 @@ func TestPortableBranchesMatchAssembly(t *testing.T) {
 		CopyRows(cp, src, rows, n, ds, ss)
 		return [][]float32{a, p, il, cp}
 	}
-	asm, portable := run(true), run(false)
+	asm, portable := run(PathAVX2), run(PathGo)
 	for k := range asm {
 		sameBits(t, "kernel", k, portable[k], asm[k])
 	}

@@ -2,10 +2,7 @@
 
 package vec
 
-const (
-	useAVX2 = false
-	hasFMA  = false
-)
+const best = lvlGo
 
 func addReLUAVX2(dst, src *float32, n int, b float32)        { panic("unreachable") }
 func poolAddReLUAVX2(out, r0, r1 *float32, n int, b float32) { panic("unreachable") }
@@ -17,3 +14,7 @@ func copyRowsAVX2(dst, src *float32, rows, n, dstStride, srcStride int) { panic(
 
 func sgemm4AVX2(c, a, b *float32, n, k, lda, ldb, ldc, accum int, beta float32) { panic("unreachable") }
 func sgemm1AVX2(c, a, b *float32, n, k, ldb, accum int, beta float32)           { panic("unreachable") }
+func sgemm4AVX512(c, a, b *float32, n, k, lda, ldb, ldc, accum int, beta float32) {
+	panic("unreachable")
+}
+func sgemm1AVX512(c, a, b *float32, n, k, ldb, accum int, beta float32) { panic("unreachable") }
