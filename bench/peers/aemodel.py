@@ -110,11 +110,12 @@ def load_weights(weights_dir):
     with open(os.path.join(weights_dir, "manifest.json")) as f:
         man = json.load(f)
     tensors, digests = {}, []
+    stages = man.get("stages") or man["halves"]  # format 2 names them stages, format 1 halves
     for half in ("encoder", "decoder"):
-        path = os.path.join(weights_dir, man["halves"][half]["file"])
+        path = os.path.join(weights_dir, stages[half]["file"])
         with open(path, "rb") as f:
             d = hashlib.sha256(f.read()).digest()
-        if d.hex() != man["halves"][half]["sha256"]:
+        if d.hex() != stages[half]["sha256"]:
             raise ValueError(f"{path}: SHA-256 does not match the manifest")
         digests.append(d)
         tensors.update(read_aew(path))
