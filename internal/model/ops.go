@@ -174,7 +174,9 @@ func (op *convOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, error
 		}
 		op.l.packTaps(w, op.packed)
 		op.packedFrom = &w[0]
+		op.pads.g.from = nil // remake the gathered layout from the new packing
 	}
+	op.pads.g.fixed = op.constW
 	op.l.forwardFast(in[0], op.packed, in[2], y, n, op.act, op.pool, &op.pads, &op.sc)
 	return out, nil
 }

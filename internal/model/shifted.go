@@ -81,8 +81,63 @@ func (l layer) padInterior(x, xp []float32, pg padGeom) {
 // padBufs hands each worker a padded input buffer. Only interiors are ever
 // written to them (by padInterior), so their borders stay zero from
 // allocation on and the forward pass never clears them: that was 185 KB of
-// stores per image.
-type padBufs struct{ s scratch }
+// stores per image. It also keeps the layer's weights in the layout of
+// vec.SgemmGather.
+type padBufs struct {
+	s scratch
+	g gatherWeights
+}
+
+// gatherWeights are a fast layer's weights as vec.SgemmGather takes them:
+// per output phase (one for a convolution, four for a transposed one) a
+// row-major [Cout, taps·Cin] matrix, and the offset into the padded input
+// of each of its columns' rows (tap, ci). All taps then make one product
+// whose sums stay in registers, instead of one product per tap
+// accumulating in memory.
+type gatherWeights struct {
+	from  *float32 // the tap-packed weights these were made from; nil: remake
+	fixed bool     // those weights never change (inference): make these once
+	a     [4][]float32
+	off   [4][]int
+}
+
+// gather makes g from the tap-packed weights unless they are fixed and g was
+// made from them already.
+func (l layer) gather(packed []float32, pg padGeom, g *gatherWeights) {
+	if g.fixed && g.from == &packed[0] {
+		return
+	}
+	phases := convTPhases[:]
+	if l.kind == kindConv {
+		phases = [][][3]int{convTaps}
+	}
+	for ph, taps := range phases {
+		k := len(taps) * l.Cin
+		if len(g.a[ph]) != l.Cout*k {
+			g.a[ph] = make([]float32, l.Cout*k)
+			g.off[ph] = make([]int, k)
+		}
+		for ti, t := range taps { // t: tap index, row shift, column shift into xp
+			for co := 0; co < l.Cout; co++ {
+				copy(g.a[ph][co*k+ti*l.Cin:][:l.Cin], packed[(t[0]*l.Cout+co)*l.Cin:][:l.Cin])
+			}
+			for ci := 0; ci < l.Cin; ci++ {
+				g.off[ph][ti*l.Cin+ci] = ci*pg.chStride + t[1]*pg.pw + t[2]
+			}
+		}
+	}
+	g.from = &packed[0]
+}
+
+// phaseGEMM computes phase ph's grid from the padded input: one gathered
+// product when the kernels have it, else one product per tap.
+func (l layer) phaseGEMM(ph int, taps [][3]int, packed, xp, grid []float32, pg padGeom, g *gatherWeights) {
+	k := len(taps) * l.Cin
+	if vec.SgemmGather(l.Cout, pg.gridLen, k, g.a[ph], k, xp, g.off[ph], grid, pg.gridLen) {
+		return
+	}
+	l.tapGEMM(taps, packed, xp, grid, pg)
+}
 
 func (p *padBufs) reserve(workers int) { p.s.reserve(workers) }
 
@@ -148,6 +203,7 @@ func (l layer) forwardFast(x, packed, b, y []float32, n int, act Activation, poo
 	if l.kind == kindConvT {
 		j.grids = 4 // all phases first, so that rows are emitted whole
 	}
+	l.gather(packed, j.pg, &pads.g)
 	p := workers(n)
 	pads.reserve(p)
 	sc.reserve(p)
@@ -175,12 +231,12 @@ func (j *fastJob) run(worker, lo, hi int) {
 		l.padInterior(j.x[i*j.inL:(i+1)*j.inL], xp, pg)
 		yi := j.y[i*j.outL : (i+1)*j.outL]
 		if l.kind == kindConv {
-			l.tapGEMM(convTaps, j.packed, xp, grid, pg)
+			l.phaseGEMM(0, convTaps, j.packed, xp, grid, pg, &j.pads.g)
 			l.emit(grid, j.b, yi, pg, j.act, j.pool)
 			continue
 		}
 		for ph, taps := range convTPhases {
-			l.tapGEMM(taps, j.packed, xp, grid[ph*l.Cout*pg.gridLen:], pg)
+			l.phaseGEMM(ph, taps, j.packed, xp, grid[ph*l.Cout*pg.gridLen:], pg, &j.pads.g)
 		}
 		l.emitPhases(grid, j.b, yi, pg, j.act)
 	}

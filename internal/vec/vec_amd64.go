@@ -38,3 +38,15 @@ func sgemm4AVX512(c, a, b *float32, n, k, lda, ldb, ldc, accum int, beta float32
 
 //go:noescape
 func sgemm1AVX512(c, a, b *float32, n, k, ldb, accum int, beta float32)
+
+//go:noescape
+func gemmGather4AVX512(c, a, b *float32, off *int, n, k, lda, ldc int)
+
+//go:noescape
+func gemmGather1AVX512(c, a, b *float32, off *int, n, k int)
+
+//go:noescape
+func gemmGather4AVX2(c, a, b *float32, off *int, n, k, lda, ldc int)
+
+//go:noescape
+func gemmGather1AVX2(c, a, b *float32, off *int, n, k int)

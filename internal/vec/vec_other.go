@@ -18,3 +18,8 @@ func sgemm4AVX512(c, a, b *float32, n, k, lda, ldb, ldc, accum int, beta float32
 	panic("unreachable")
 }
 func sgemm1AVX512(c, a, b *float32, n, k, ldb, accum int, beta float32) { panic("unreachable") }
+
+func gemmGather4AVX512(c, a, b *float32, off *int, n, k, lda, ldc int) { panic("unreachable") }
+func gemmGather1AVX512(c, a, b *float32, off *int, n, k int)           { panic("unreachable") }
+func gemmGather4AVX2(c, a, b *float32, off *int, n, k, lda, ldc int)   { panic("unreachable") }
+func gemmGather1AVX2(c, a, b *float32, off *int, n, k int)             { panic("unreachable") }
