@@ -8,6 +8,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/aeserve/aeserve/internal/vec"
 )
 
 // dense is a fully connected layer's geometry: In inputs per item (whatever
@@ -53,9 +55,10 @@ func rowAct(row, b []float32, act Activation) {
 			row[j] = max(v+b[j], 0)
 		}
 	case ActSigmoid:
-		for j, v := range row {
-			row[j] = sigmoid32(v + b[j])
+		for j := range row {
+			row[j] += b[j]
 		}
+		vec.AddSigmoid(row, row, 0) // + 0 changes nothing σ sees: σ(−0) = σ(+0)
 	case ActSoftmax:
 		for j := range row {
 			row[j] += b[j]

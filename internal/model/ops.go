@@ -164,7 +164,7 @@ func (op *convOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, error
 		return nil, fmt.Errorf("%s: input sizes %d/%d/%d do not match the layer", op.name(), len(in[0]), len(in[1]), len(in[2]))
 	}
 	out, y := op.dest(prealloc, op.outShape(n))
-	if !op.l.fastForward() {
+	if !op.l.fastForward() && !op.l.gatherForward() {
 		op.l.forward(in[0], in[1], in[2], y, n, op.act, op.pool, &op.sc)
 		return out, nil
 	}

@@ -30,6 +30,14 @@ func (l layer) fastForward() bool {
 	return l.S == 2 && l.P == 0 && l.OH == 2*l.H && l.OW == 2*l.W
 }
 
+// gatherForward reports whether a convolution that fastForward leaves to
+// im2col (too few input channels for per-tap products) runs the fast path
+// anyway because the kernels gather: all nine taps are then one product
+// with k = 9·Cin straight over the padded input, and no im2col copy.
+func (l layer) gatherForward() bool {
+	return l.K == 3 && l.kind == kindConv && l.S == 1 && l.P == 1 && vec.HasGather()
+}
+
 // packTaps lays the weights out as 9 row-major [Cout, Cin] matrices, one per tap.
 func (l layer) packTaps(w, dst []float32) {
 	for co := 0; co < l.Cout; co++ {
@@ -304,9 +312,7 @@ func activate(dst, src []float32, bias float32, act Activation) {
 	case ActReLU:
 		vec.AddReLU(dst, src, bias)
 	case ActSigmoid:
-		for i, v := range src {
-			dst[i] = sigmoid32(v + bias)
-		}
+		vec.AddSigmoid(dst, src, bias)
 	default:
 		for i, v := range src {
 			dst[i] = v + bias

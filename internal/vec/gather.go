@@ -2,6 +2,9 @@ package vec
 
 import "fmt"
 
+// HasGather reports whether SgemmGather runs on the path in use.
+func HasGather() bool { return level >= lvlAVX2 }
+
 // SgemmGather computes C = A·G for row-major A [m×k] and C [m×n] with row
 // strides lda and ldc, where G's row p is b[off[p] : off[p]+n]: a product
 // whose right-hand rows are anywhere in b. A 3×3 convolution over a padded
@@ -13,7 +16,7 @@ import "fmt"
 //
 // It panics if an offset puts a row outside b.
 func SgemmGather(m, n, k int, a []float32, lda int, b []float32, off []int, c []float32, ldc int) bool {
-	if level < lvlAVX2 {
+	if !HasGather() {
 		return false
 	}
 	if m <= 0 || n <= 0 {

@@ -50,3 +50,6 @@ func gemmGather4AVX2(c, a, b *float32, off *int, n, k, lda, ldc int)
 
 //go:noescape
 func gemmGather1AVX2(c, a, b *float32, off *int, n, k int)
+
+//go:noescape
+func addSigmoidAVX2(dst, src *float32, n int, b float32)
