@@ -6,7 +6,8 @@ package vec
 import "math"
 
 // At batch 1 these epilogues took over half of a pass as scalar Go, more
-// than the GEMMs. On amd64 with AVX2 they run as assembly (vec_amd64.s, in a
+// than the GEMMs. On amd64 with AVX2 they run as assembly (vec_amd64.s, and
+// with AVX-512 vec512_amd64.s for pooling and interleaving, in a
 // package of its own because Go assembly cannot sit beside the cgo OpenBLAS
 // binding); the Go versions are the portable path and the reference the
 // assembly is tested against, bit for bit for every input but NaN. (For
@@ -38,7 +39,11 @@ func PoolAddReLU(out, r0, r1 []float32, b float32) {
 		return
 	}
 	_, _ = r0[2*n-1], r1[2*n-1]
-	if level >= lvlAVX2 {
+	switch {
+	case level >= lvlAVX512:
+		poolAddReLUAVX512(&out[0], &r0[0], &r1[0], n, b)
+		return
+	case level >= lvlAVX2:
 		poolAddReLUAVX2(&out[0], &r0[0], &r1[0], n, b)
 		return
 	}
@@ -56,7 +61,11 @@ func InterleaveAddReLU(dst, p0, p1 []float32, rows, n, dstStride, srcStride int,
 	}
 	_, _ = p0[(rows-1)*srcStride+n-1], p1[(rows-1)*srcStride+n-1]
 	_ = dst[(rows-1)*dstStride+2*n-1]
-	if level >= lvlAVX2 {
+	switch {
+	case level >= lvlAVX512:
+		interleaveAddReLURowsAVX512(&dst[0], &p0[0], &p1[0], rows, n, dstStride, srcStride, b)
+		return
+	case level >= lvlAVX2:
 		interleaveAddReLURowsAVX2(&dst[0], &p0[0], &p1[0], rows, n, dstStride, srcStride, b)
 		return
 	}
@@ -73,7 +82,7 @@ func CopyRows(dst, src []float32, rows, n, dstStride, srcStride int) {
 		return
 	}
 	_, _ = src[(rows-1)*srcStride+n-1], dst[(rows-1)*dstStride+n-1]
-	if level >= lvlAVX2 {
+	if level >= lvlAVX2 { // AVX-512's masked moves measured slower here (BenchmarkEpilogues)
 		copyRowsAVX2(&dst[0], &src[0], rows, n, dstStride, srcStride)
 		return
 	}

@@ -53,3 +53,9 @@ func gemmGather1AVX2(c, a, b *float32, off *int, n, k int)
 
 //go:noescape
 func addSigmoidAVX2(dst, src *float32, n int, b float32)
+
+//go:noescape
+func interleaveAddReLURowsAVX512(dst, p0, p1 *float32, rows, n, dstStride, srcStride int, b float32)
+
+//go:noescape
+func poolAddReLUAVX512(out, r0, r1 *float32, n int, b float32)

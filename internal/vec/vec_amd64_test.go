@@ -20,8 +20,11 @@ func TestPortableBranchesMatchAssembly(t *testing.T) {
 		CopyRows(cp, src, rows, n, ds, ss)
 		return [][]float32{a, p, il, cp}
 	}
-	asm, portable := run(PathAVX2), run(PathGo)
-	for k := range asm {
-		sameBits(t, "kernel", k, portable[k], asm[k])
+	portable := run(PathGo)
+	for _, p := range Supported() {
+		asm := run(p)
+		for k := range asm {
+			sameBits(t, "kernel/"+string(p), k, portable[k], asm[k])
+		}
 	}
 }

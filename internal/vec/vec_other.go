@@ -25,3 +25,8 @@ func gemmGather4AVX2(c, a, b *float32, off *int, n, k, lda, ldc int)   { panic("
 func gemmGather1AVX2(c, a, b *float32, off *int, n, k int)             { panic("unreachable") }
 
 func addSigmoidAVX2(dst, src *float32, n int, b float32) { panic("unreachable") }
+
+func interleaveAddReLURowsAVX512(dst, p0, p1 *float32, rows, n, dstStride, srcStride int, b float32) {
+	panic("unreachable")
+}
+func poolAddReLUAVX512(out, r0, r1 *float32, n int, b float32) { panic("unreachable") }

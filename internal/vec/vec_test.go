@@ -51,12 +51,23 @@ func sameBits(t *testing.T, name string, n int, got, want []float32) {
 
 func newRand() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
 
+// On every path this CPU runs, for lengths around the 8- and 16-lane
+// vectors and their masked tails.
 func TestKernelsMatchReference(t *testing.T) {
 	if best < lvlAVX2 {
 		t.Log("no AVX2 here: the exported kernels are the Go reference itself")
 	}
+	for _, p := range Supported() {
+		t.Run(string(p), func(t *testing.T) {
+			usePath(t, p)
+			testKernelsMatchReference(t)
+		})
+	}
+}
+
+func testKernelsMatchReference(t *testing.T) {
 	r := newRand()
-	for n := 0; n <= 40; n++ {
+	for n := 0; n <= 70; n++ {
 		for _, b := range []float32{0, 0.37, -0.5} {
 			src := randSlice(r, n)
 			want, got := make([]float32, n), withGuard(n)
