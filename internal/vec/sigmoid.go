@@ -10,7 +10,7 @@ import "math"
 // float64's math.Exp it had become a sizeable part of a pass. e^t is
 // Cephes' expf: t = n·ln 2 + r with |r| ≤ ln 2 / 2, a degree-5 polynomial
 // for e^r, and 2^n built in the exponent bits; t is clamped to [−87, 88],
-// where σ is 0 or 1 to float32 precision anyway. The assembly
+// where σ is 0 or 1 to float32 precision anyway; a NaN stays NaN. The assembly
 // (sigmoid_amd64.s) and sigmoidGo round every product and sum on its own
 // and so agree bit for bit.
 func AddSigmoid(dst, src []float32, b float32) {

@@ -27,14 +27,17 @@ C8(·sigP5, 0x3f000000)    // 5.0000001201e-1
 C8(·sigOne, 0x3f800000)   // 1
 C8(·sigBias, 0x0000007f)  // 127
 
-// SIG8 sets Y0 to sigmoid(Y0 + b) (b in Y15), exactly as sigmoidGo computes
-// it: each product and sum rounded on its own (no FMA), so that the Go
-// reference gives the same bits. Clobbers Y1–Y3.
+// SIG8 sets Y0 to sigmoid(Y0 + b) (b in Y15, the clamp's bounds in Y13 and
+// Y14), exactly as sigmoidGo computes it: each product and sum rounded on
+// its own (no FMA), so that the Go reference gives the same bits. Clobbers
+// Y1–Y3. The clamp keeps a NaN: VMAXPS and VMINPS return their second
+// source (Intel order) when either is NaN, and that is x; a NaN then flows
+// through to the result, which the server refuses as non-finite.
 #define SIG8 \
 	VADDPS    Y15, Y0, Y0 \
 	VXORPS    ·sigSign(SB), Y0, Y0 \
-	VMAXPS    ·sigLo(SB), Y0, Y0 \
-	VMINPS    ·sigHi(SB), Y0, Y0 \
+	VMAXPS    Y0, Y13, Y0 \
+	VMINPS    Y0, Y14, Y0 \
 	VMULPS    ·sigLog2e(SB), Y0, Y1 \
 	VROUNDPS  $0, Y1, Y1 \
 	VMULPS    ·sigC1(SB), Y1, Y2 \
@@ -70,6 +73,8 @@ TEXT ·addSigmoidAVX2(SB), NOSPLIT, $0-28
 	MOVQ src+8(FP), SI
 	MOVQ n+16(FP), CX
 	VBROADCASTSS b+24(FP), Y15
+	VMOVUPS      ·sigLo(SB), Y13
+	VMOVUPS      ·sigHi(SB), Y14
 
 sig_loop:
 	CMPQ CX, $8

@@ -51,6 +51,31 @@ func TestAddSigmoid(t *testing.T) {
 	t.Logf("worst error %.2f ulp", worst)
 }
 
+// A NaN stays NaN on every path (the server refuses non-finite outputs, so
+// the clamp must not turn one into 0 or 1), and ±Inf give σ's limits.
+func TestAddSigmoidSpecialValues(t *testing.T) {
+	nan := float32(math.NaN())
+	inf := float32(math.Inf(1))
+	src := []float32{nan, 1, -inf, inf, nan, 0, 0, 0, nan}
+	for _, p := range Supported() {
+		usePath(t, p)
+		for _, n := range []int{len(src), 8, 1} {
+			got := make([]float32, n)
+			AddSigmoid(got, src[:n], 0.5)
+			for i, v := range src[:n] {
+				switch {
+				case v != v:
+					if got[i] == got[i] {
+						t.Errorf("%s n=%d: σ(NaN) = %v, want NaN", p, n, got[i])
+					}
+				case math.IsInf(float64(v), 1) && got[i] != 1, math.IsInf(float64(v), -1) && got[i] > 1e-37:
+					t.Errorf("%s n=%d: σ(%v) = %v", p, n, v, got[i])
+				}
+			}
+		}
+	}
+}
+
 // ulp32 is the spacing of float32 values at |x|.
 func ulp32(x float64) float64 {
 	f := float32(math.Abs(x))
