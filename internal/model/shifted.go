@@ -264,13 +264,13 @@ func (l layer) emit(grid, bias, y []float32, pg padGeom, act Activation, pool bo
 		}
 		oh, ow := l.OH/2, l.OW/2
 		out := y[co*oh*ow:][:oh*ow]
+		if act == ActReLU {
+			vec.PoolAddReLURows(out, g, oh, ow, ow, pg.pw, bv)
+			continue
+		}
 		for h := 0; h < oh; h++ {
 			r0, r1 := g[2*h*pg.pw:][:l.OW], g[(2*h+1)*pg.pw:][:l.OW]
 			row := out[h*ow:][:ow]
-			if act == ActReLU {
-				vec.PoolAddReLU(row, r0, r1, bv)
-				continue
-			}
 			for j := range row {
 				row[j] = max(r0[2*j], r0[2*j+1], r1[2*j], r1[2*j+1])
 			}

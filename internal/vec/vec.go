@@ -50,6 +50,29 @@ func PoolAddReLU(out, r0, r1 []float32, b float32) {
 	poolAddReLUGo(out, r0, r1, b)
 }
 
+// PoolAddReLURows is PoolAddReLU for a plane: for r < rows, output row r
+// (out[r·outStride:][:n]) pools input rows 2r and 2r+1 (in[2r·inStride:]
+// and in[(2r+1)·inStride:], 2n values each). One call a plane instead of one
+// a row: the model's rows are 7 or 14 values, and per-row calls had cost as
+// much as the pooling.
+func PoolAddReLURows(out, in []float32, rows, n, outStride, inStride int, b float32) {
+	if rows <= 0 || n <= 0 {
+		return
+	}
+	_, _ = in[(2*rows-1)*inStride+2*n-1], out[(rows-1)*outStride+n-1]
+	switch {
+	case level >= lvlAVX512:
+		poolAddReLURowsAVX512(&out[0], &in[0], rows, n, outStride, inStride, b)
+		return
+	case level >= lvlAVX2:
+		poolAddReLURowsAVX2(&out[0], &in[0], rows, n, outStride, inStride, b)
+		return
+	}
+	for r := 0; r < rows; r++ {
+		poolAddReLUGo(out[r*outStride:][:n], in[2*r*inStride:], in[(2*r+1)*inStride:], b)
+	}
+}
+
 // InterleaveAddReLU sets dst[2q] = relu(p0[q] + b) and dst[2q+1] =
 // relu(p1[q] + b) for q < n, for rows rows: row r reads p0 and p1 from
 // r·srcStride and writes dst from r·dstStride. That is two column phases of

@@ -186,3 +186,76 @@ poolz_tail:
 poolz_done:
 	VZEROUPPER
 	RET
+
+// func poolAddReLURowsAVX512(out, in *float32, rows, n, outStride, inStride int, b float32)
+// poolAddReLUAVX512 over rows output rows: output row r pools input rows 2r
+// and 2r+1. One call a plane, not a row: the rows are short (7 or 14).
+TEXT ·poolAddReLURowsAVX512(SB), NOSPLIT, $0-52
+	MOVQ out+0(FP), DI
+	MOVQ in+8(FP), SI
+	MOVQ rows+16(FP), R12
+	MOVQ n+24(FP), R13
+	MOVQ outStride+32(FP), BX
+	MOVQ inStride+40(FP), R8
+	VBROADCASTSS b+48(FP), Z1
+	VXORPS Z2, Z2, Z2
+	VMOVUPS ·evenIdx(SB), Z7
+	VMOVUPS ·oddIdx(SB), Z8
+	SHLQ $2, BX
+	SHLQ $2, R8
+
+	// The tail of m = n mod 16 outputs, the same in every row: K1 enables
+	// the m outputs, K2 and K3 the 2m inputs.
+	MOVQ R13, AX
+	ANDQ $15, AX
+	LOWBITS(AX, R9)
+	KMOVW R9, K1
+	SHLQ $1, AX
+	LOWBITS(AX, R9)
+	KMOVQ R9, K2
+	KSHIFTRQ $16, K2, K3
+
+prz_row:
+	TESTQ R12, R12
+	JZ    prz_done
+	MOVQ  SI, AX
+	LEAQ  (SI)(R8*1), DX
+	MOVQ  DI, R10
+	MOVQ  R13, CX
+
+prz_loop:
+	CMPQ CX, $16
+	JL   prz_tail
+	VMOVUPS (AX), Z3
+	VMOVUPS 64(AX), Z4
+	VMAXPS  (DX), Z3, Z3
+	VMAXPS  64(DX), Z4, Z4
+	POOL16
+	VMOVUPS Z5, (R10)
+	ADDQ $128, AX
+	ADDQ $128, DX
+	ADDQ $64, R10
+	SUBQ $16, CX
+	JMP  prz_loop
+
+prz_tail:
+	TESTQ CX, CX
+	JZ    prz_next
+	VMOVUPS.Z (AX), K2, Z3
+	VMOVUPS.Z 64(AX), K3, Z4
+	VMOVUPS.Z (DX), K2, Z9
+	VMOVUPS.Z 64(DX), K3, Z10
+	VMAXPS    Z9, Z3, Z3
+	VMAXPS    Z10, Z4, Z4
+	POOL16
+	VMOVUPS   Z5, K1, (R10)
+
+prz_next:
+	LEAQ (SI)(R8*2), SI
+	ADDQ BX, DI
+	DECQ R12
+	JMP  prz_row
+
+prz_done:
+	VZEROUPPER
+	RET

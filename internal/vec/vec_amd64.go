@@ -59,3 +59,9 @@ func interleaveAddReLURowsAVX512(dst, p0, p1 *float32, rows, n, dstStride, srcSt
 
 //go:noescape
 func poolAddReLUAVX512(out, r0, r1 *float32, n int, b float32)
+
+//go:noescape
+func poolAddReLURowsAVX2(out, in *float32, rows, n, outStride, inStride int, b float32)
+
+//go:noescape
+func poolAddReLURowsAVX512(out, in *float32, rows, n, outStride, inStride int, b float32)

@@ -254,3 +254,78 @@ cp_next:
 cp_done:
 	VZEROUPPER
 	RET
+
+// func poolAddReLURowsAVX2(out, in *float32, rows, n, outStride, inStride int, b float32)
+// poolAddReLUAVX2 over rows output rows: output row r pools input rows 2r
+// and 2r+1. One call a plane, not a row: the rows are short (7 or 14).
+TEXT ·poolAddReLURowsAVX2(SB), NOSPLIT, $0-52
+	MOVQ out+0(FP), DI
+	MOVQ in+8(FP), SI
+	MOVQ rows+16(FP), R12
+	MOVQ n+24(FP), R13
+	MOVQ outStride+32(FP), BX
+	MOVQ inStride+40(FP), R8
+	VBROADCASTSS b+48(FP), Y1
+	VXORPS Y2, Y2, Y2
+	SHLQ $2, BX
+	SHLQ $2, R8
+
+	// The tail of m = n mod 8 outputs, the same in every row: Y11 enables
+	// the m outputs, Y7 and Y8 the 2m inputs (8 and 8).
+	MOVQ R13, AX
+	ANDQ $7, AX
+	MASK(AX, CX, Y11)
+	SHLQ $1, AX
+	MOVQ AX, R9
+	CMPQ R9, $8
+	JLE  pr_lo
+	MOVQ $8, R9
+pr_lo:
+	MASK(R9, CX, Y7)
+	SUBQ R9, AX
+	MASK(AX, CX, Y8)
+
+pr_row:
+	TESTQ R12, R12
+	JZ    pr_done
+	MOVQ  SI, AX
+	LEAQ  (SI)(R8*1), DX
+	MOVQ  DI, R10
+	MOVQ  R13, CX
+
+pr_loop:
+	CMPQ CX, $8
+	JL   pr_tail
+	VMOVUPS (AX), Y3
+	VMOVUPS 32(AX), Y4
+	VMAXPS  (DX), Y3, Y3
+	VMAXPS  32(DX), Y4, Y4
+	POOL8
+	VMOVUPS Y5, (R10)
+	ADDQ $64, AX
+	ADDQ $64, DX
+	ADDQ $32, R10
+	SUBQ $8, CX
+	JMP  pr_loop
+
+pr_tail:
+	TESTQ CX, CX
+	JZ    pr_next
+	VMASKMOVPS (AX), Y7, Y3
+	VMASKMOVPS 32(AX), Y8, Y4
+	VMASKMOVPS (DX), Y7, Y9
+	VMASKMOVPS 32(DX), Y8, Y10
+	VMAXPS Y9, Y3, Y3
+	VMAXPS Y10, Y4, Y4
+	POOL8
+	VMASKMOVPS Y5, Y11, (R10)
+
+pr_next:
+	LEAQ (SI)(R8*2), SI
+	ADDQ BX, DI
+	DECQ R12
+	JMP  pr_row
+
+pr_done:
+	VZEROUPPER
+	RET

@@ -30,3 +30,10 @@ func interleaveAddReLURowsAVX512(dst, p0, p1 *float32, rows, n, dstStride, srcSt
 	panic("unreachable")
 }
 func poolAddReLUAVX512(out, r0, r1 *float32, n int, b float32) { panic("unreachable") }
+
+func poolAddReLURowsAVX2(out, in *float32, rows, n, outStride, inStride int, b float32) {
+	panic("unreachable")
+}
+func poolAddReLURowsAVX512(out, in *float32, rows, n, outStride, inStride int, b float32) {
+	panic("unreachable")
+}

@@ -93,6 +93,15 @@ func testKernelsMatchReference(t *testing.T) {
 			InterleaveAddReLU(got[:rows*dstStride], p0, p1, rows, n, dstStride, srcStride, b)
 			sameBits(t, "InterleaveAddReLU", n, got, want[:rows*dstStride])
 
+			// Pooled planes: 3 output rows from 6 input rows, with gaps.
+			in := randSlice(r, 2*rows*(2*n+3))
+			want, got = withGuard(rows*(n+2)), withGuard(rows*(n+2))
+			for row := range rows {
+				poolAddReLUGo(want[row*(n+2):][:n], in[2*row*(2*n+3):], in[(2*row+1)*(2*n+3):], b)
+			}
+			PoolAddReLURows(got[:rows*(n+2)], in, rows, n, n+2, 2*n+3, b)
+			sameBits(t, "PoolAddReLURows", n, got, want[:rows*(n+2)])
+
 			want, got = withGuard(rows*dstStride), withGuard(rows*dstStride)
 			for row := range rows {
 				copy(want[row*dstStride:][:n], p0[row*srcStride:])
