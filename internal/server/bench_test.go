@@ -1,0 +1,57 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/aeserve/aeserve"
+	"github.com/aeserve/aeserve/internal/model"
+	"github.com/aeserve/aeserve/weights"
+)
+
+// BenchmarkDenoise is one POST /v1/denoise through the server's handler, as
+// a raw PNG body and as a multipart upload, with the real denoise model and
+// logging at warn (as bench/load.sh runs it): the time and allocations of a
+// request outside the network, the model's included (issue 18). Run it
+// with -benchmem.
+func BenchmarkDenoise(b *testing.B) {
+	s, err := New(Config{Log: zerolog.New(nil).Level(zerolog.WarnLevel), OpenAPI: aeserve.OpenAPI})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close(context.Background()) })
+	m, err := model.LoadFS(weights.FS, DefaultDenoiseModel)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Load(m); err != nil {
+		b.Fatal(err)
+	}
+	h := s.Handler()
+	_, png := mnistDigit(b, 0)
+	mp, ctype := multipartBody(b, imageField, png)
+	for _, c := range []struct {
+		name, ctype string
+		body        []byte
+	}{{"raw", ctPNG, png}, {"multipart", ctype, mp}} {
+		b.Run(c.name, func(b *testing.B) {
+			r := bytes.NewReader(c.body)
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Reset(c.body)
+				req := httptest.NewRequest(http.MethodPost, "/v1/denoise", r)
+				req.Header.Set("Content-Type", c.ctype)
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != http.StatusOK {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+			}
+		})
+	}
+}
