@@ -77,9 +77,15 @@ func FuzzDecode(f *testing.F) {
 		}
 		px, err := Decode(data, Limits{MaxPixels: 1 << 16}, Options{Fit: fit})
 		// The grey PNG fast path answers exactly as image/png does.
-		want, werr := decode(data, Limits{MaxPixels: 1 << 16}, Options{Fit: fit}, false)
+		want, werr := decode(nil, data, Limits{MaxPixels: 1 << 16}, Options{Fit: fit}, false)
 		if fmt.Sprint(err) != fmt.Sprint(werr) || !slices.Equal(px, want) {
 			t.Fatalf("fast path: %d pixels, err %v; without it: %d pixels, err %v", len(px), err, len(want), werr)
+		}
+		// DecodeAppend appends the same after what dst holds.
+		prefix := []float32{0.25, 0.5}
+		app, aerr := DecodeAppend(slices.Clip(prefix), data, Limits{MaxPixels: 1 << 16}, Options{Fit: fit})
+		if fmt.Sprint(aerr) != fmt.Sprint(err) || (err == nil) != (app != nil) || app != nil && (!slices.Equal(app[:2], prefix) || !slices.Equal(app[2:], px)) {
+			t.Fatalf("DecodeAppend: %d values, err %v; Decode: %d pixels, err %v", len(app), aerr, len(px), err)
 		}
 		if err != nil {
 			var e *Error

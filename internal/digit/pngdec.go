@@ -7,12 +7,14 @@ import (
 	"hash/adler32"
 	"hash/crc32"
 	"io"
+	"slices"
 	"sync"
 )
 
 // decodeGrey is Decode's fast path for what nearly every request sends: a
 // 28×28 8-bit greyscale PNG without interlacing or transparency. It returns
-// the pixels, exactly v/255 as the general path gives them, or nil for
+// the pixels appended to dst (a new slice if dst is nil), exactly v/255 as
+// the general path gives them, or false for
 // anything else, and for anything image/png would refuse or read otherwise,
 // so that the general path answers those as it always has, with its own
 // errors. It is a strict subset of image/png: it takes a file only when
@@ -27,26 +29,28 @@ import (
 // and flate reader with their windows, a bufio.Reader, two row buffers and
 // the image) and its per-pixel image.Image interface: the flate reader is
 // pooled and reset, and the pixels are unfiltered in a pooled buffer.
-func decodeGrey(data []byte) []float32 {
+func decodeGrey(dst []float32, data []byte) ([]float32, bool) {
 	const ihdrEnd = 8 + 8 + 13 + 4
 	if len(data) < ihdrEnd || string(data[:8]) != pngSignature ||
 		binary.BigEndian.Uint32(data[8:]) != 13 || string(data[12:16]) != "IHDR" ||
 		binary.BigEndian.Uint32(data[16:]) != side || binary.BigEndian.Uint32(data[20:]) != side ||
 		data[24] != 8 || data[25] != 0 || data[26] != 0 || data[27] != 0 || data[28] != 0 ||
 		crc32.ChecksumIEEE(data[12:29]) != binary.BigEndian.Uint32(data[29:]) {
-		return nil
+		return nil, false
 	}
 	g := greyPool.Get().(*greyDecoder)
 	defer greyPool.Put(g)
 	idat, ok := g.idat(data[ihdrEnd:])
 	if !ok || !g.inflate(idat) || !g.unfilter() {
-		return nil
+		return nil, false
 	}
-	px := make([]float32, pixels)
+	n := len(dst)
+	dst = slices.Grow(dst, pixels)[:n+pixels]
+	px := (*[pixels]float32)(dst[n:])
 	for i, v := range g.pix {
 		px[i] = float32(v) / 255
 	}
-	return px
+	return dst, true
 }
 
 // greyDecoder is decodeGrey's reusable state.

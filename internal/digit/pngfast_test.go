@@ -275,7 +275,7 @@ func TestDecodeGreyAgainstImagePNG(t *testing.T) {
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			if got := decodeGrey(c.data) != nil; got != c.fast {
+			if got := !isNil(decodeGrey(nil, c.data)); got != c.fast {
 				t.Errorf("fast path taken: %v, want %v", got, c.fast)
 			}
 			sameAsImagePNG(t, c.data)
@@ -283,7 +283,7 @@ func TestDecodeGreyAgainstImagePNG(t *testing.T) {
 	}
 	for name, pix := range greyCases(t) {
 		data := encodeWith(t, png.BestSpeed, pix)
-		if decodeGrey(data) == nil {
+		if isNil(decodeGrey(nil, data)) {
 			t.Errorf("%s: fast path not taken", name)
 		}
 		sameAsImagePNG(t, data)
@@ -295,8 +295,8 @@ func TestDecodeGreyAgainstImagePNG(t *testing.T) {
 func sameAsImagePNG(t *testing.T, data []byte) {
 	t.Helper()
 	for _, lim := range []Limits{{}, {MaxPixels: pixels}} {
-		got, gerr := decode(data, lim, Options{}, true)
-		want, werr := decode(data, lim, Options{}, false)
+		got, gerr := decode(nil, data, lim, Options{}, true)
+		want, werr := decode(nil, data, lim, Options{}, false)
 		if fmt.Sprint(gerr) != fmt.Sprint(werr) || !slices.Equal(got, want) {
 			t.Fatalf("fast path: %d pixels, err %v; image/png: %d pixels, err %v", len(got), gerr, len(want), werr)
 		}
@@ -377,4 +377,46 @@ func packed(pix []byte, depth int) []byte {
 		}
 	}
 	return raw
+}
+
+func isNil(px []float32, ok bool) bool {
+	if ok != (px != nil) || ok && len(px) != pixels {
+		panic(fmt.Sprintf("decodeGrey: %d pixels, ok %v", len(px), ok))
+	}
+	return !ok
+}
+
+// TestDecodeAppend: the pixels Decode gives, after what dst holds, whichever
+// path decodes them; nil and Decode's error for what Decode refuses.
+func TestDecodeAppend(t *testing.T) {
+	d := mnistDigits(t, 1)[0]
+	big := encodeImage(t, grayImage(56, 56, enlarge(d, 28, 28, 2, 2)))
+	for _, c := range []struct {
+		name string
+		data []byte
+		opt  Options
+	}{
+		{"fast path", validPNG(t), Options{}},
+		{"image/png", encodeImage(t, rgbaOf(d, 255)), Options{}},
+		{"fit", big, Options{Fit: true}},
+		{"wrong size", big, Options{}},
+		{"malformed", []byte(pngSignature), Options{}},
+	} {
+		want, werr := Decode(c.data, Limits{}, c.opt)
+		for _, dst := range [][]float32{nil, {}, {0.5}, make([]float32, 3, 2000)} {
+			got, err := DecodeAppend(slices.Clone(dst), c.data, Limits{}, c.opt)
+			if fmt.Sprint(err) != fmt.Sprint(werr) {
+				t.Fatalf("%s, dst %d: err %v, Decode's %v", c.name, len(dst), err, werr)
+			}
+			if werr != nil {
+				if got != nil {
+					t.Errorf("%s: %d values with an error", c.name, len(got))
+				}
+				continue
+			}
+			if !slices.Equal(got[:len(dst)], dst) || !slices.Equal(got[len(dst):], want) {
+				t.Errorf("%s, dst %d: got %d values, not dst then Decode's %d pixels", c.name, len(dst), len(got), len(want))
+			}
+		}
+	}
 }
