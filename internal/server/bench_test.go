@@ -55,3 +55,18 @@ func BenchmarkDenoise(b *testing.B) {
 		})
 	}
 }
+
+// TestHeaderValue: a shared header value is never written through: adding
+// to the header appends to a copy.
+func TestHeaderValue(t *testing.T) {
+	for _, v := range []string{"Accept", "nosniff", ""} {
+		shared := headerValue(v)
+		for _, add := range []string{"Origin", "x"} {
+			h := http.Header{"Vary": shared}
+			h.Add("Vary", add)
+			if len(shared) != 1 || shared[0] != v || len(h["Vary"]) != 2 || h["Vary"][1] != add {
+				t.Errorf("after Add(%q): shared %q, header %q", add, shared, h["Vary"])
+			}
+		}
+	}
+}
