@@ -3,7 +3,6 @@ package digit
 import (
 	"bytes"
 	"image/png"
-	"math"
 	"sync"
 )
 
@@ -50,7 +49,7 @@ func EncodePNG(px []float32) ([]byte, error) {
 		if v != v {
 			return nil, errorf(KindMalformed, "pixel %d is NaN", i)
 		}
-		s.pix[i] = uint8(math.Round(float64(min(max(v, 0), 1)) * 255))
+		s.pix[i] = quantise(v)
 	}
 	s.out = appendGreyPNG(s.out[:0], &s.pix, &s.raw)
 	return bytes.Clone(s.out), nil

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"hash/adler32"
 	"hash/crc32"
+	"strconv"
 )
 
 // A 28×28 8-bit grey PNG, written directly rather than through image/png and
@@ -216,10 +217,13 @@ func absSigned(v byte) int {
 	return 256 - int(v)
 }
 
-// paeth is the PNG Paeth predictor of a (left), b (up) and c (up-left).
+// paeth is the PNG Paeth predictor of a (left), b (up) and c (up-left), in
+// image/png's form: pa = |b-c|, pb = |a-c|, pc = |a+b-2c|.
 func paeth(a, b, c byte) byte {
-	p := int(a) + int(b) - int(c)
-	pa, pb, pc := abs(p-int(a)), abs(p-int(b)), abs(p-int(c))
+	pa := int(b) - int(c)
+	pb := int(a) - int(c)
+	pc := abs(pa + pb)
+	pa, pb = abs(pa), abs(pb)
 	if pa <= pb && pa <= pc {
 		return a
 	}
@@ -229,11 +233,18 @@ func paeth(a, b, c byte) byte {
 	return c
 }
 
-func abs(v int) int {
-	if v < 0 {
-		return -v
-	}
-	return v
+// abs is |x| without a branch.
+func abs(x int) int {
+	m := x >> (strconv.IntSize - 1)
+	return (x ^ m) - m
+}
+
+// quantise is round(clamp(v,0,1)·255), as uint8(math.Round(…)) gives it:
+// v·255 is exact in float64 (24 by 8 significant bits), and so is adding ½
+// to it wherever that could round across an integer, so truncating v·255+½
+// rounds half away from zero exactly as math.Round does (TestQuantise).
+func quantise(v float32) uint8 {
+	return uint8(float64(min(max(v, 0), 1))*255 + 0.5)
 }
 
 // deflateFixed appends to out raw as a zlib stream: the 2-byte header, one

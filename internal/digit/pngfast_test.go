@@ -10,6 +10,7 @@ import (
 	"image/color"
 	"image/png"
 	"io"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -418,5 +419,30 @@ func TestDecodeAppend(t *testing.T) {
 				t.Errorf("%s, dst %d: got %d values, not dst then Decode's %d pixels", c.name, len(dst), len(got), len(want))
 			}
 		}
+	}
+}
+
+// TestQuantise: quantise is uint8(math.Round(clamp(v,0,1)·255)) for every
+// float32 near a rounding boundary ((k+½)/255, ±4096 steps), every 997th
+// float32 in [0,1], and out of range.
+func TestQuantise(t *testing.T) {
+	ref := func(v float32) uint8 { return uint8(math.Round(float64(min(max(v, 0), 1)) * 255)) }
+	check := func(v float32) {
+		if got, want := quantise(v), ref(v); got != want {
+			t.Fatalf("quantise(%v) = %d, want %d", v, got, want)
+		}
+	}
+	for k := range 256 {
+		mid := math.Float32bits(float32((float64(k) + 0.5) / 255))
+		for d := uint32(0); d <= 4096; d++ {
+			check(math.Float32frombits(mid + d))
+			check(math.Float32frombits(mid - d))
+		}
+	}
+	for b := uint32(0); b <= math.Float32bits(1); b += 997 {
+		check(math.Float32frombits(b))
+	}
+	for _, v := range []float32{-1, -0, 1, 2, float32(math.Inf(1)), float32(math.Inf(-1)), math.SmallestNonzeroFloat32, 0.5 / 255, 1.5 / 255} {
+		check(v)
 	}
 }
