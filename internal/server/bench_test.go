@@ -3,8 +3,11 @@ package server
 import (
 	"bytes"
 	"context"
+	"maps"
+	"mime"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -67,6 +70,26 @@ func TestHeaderValue(t *testing.T) {
 			if len(shared) != 1 || shared[0] != v || len(h["Vary"]) != 2 || h["Vary"][1] != add {
 				t.Errorf("after Add(%q): shared %q, header %q", add, shared, h["Vary"])
 			}
+		}
+	}
+}
+
+// TestMediaTypeFastPath: mediaType's shortcut for the common types gives
+// what mime.ParseMediaType gives.
+func TestMediaTypeFastPath(t *testing.T) {
+	for _, ct := range []string{"", ctPNG, ctJSON, ctBinary, "image/jpeg", "image/gif", "IMAGE/PNG", "image/png; q=1",
+		" image/png", "image/png ", "multipart/form-data; boundary=x", "image/png;", "bogus", "image/pngx"} {
+		r := httptest.NewRequest(http.MethodPost, "/", nil)
+		if ct != "" {
+			r.Header.Set("Content-Type", ct)
+		}
+		mt, params := mediaType(r)
+		want, wparams, err := mime.ParseMediaType(ct)
+		if err != nil {
+			want, wparams = strings.ToLower(strings.TrimSpace(ct)), nil
+		}
+		if mt != want || !maps.Equal(params, wparams) {
+			t.Errorf("%q: %q %v, want %q %v", ct, mt, params, want, wparams)
 		}
 	}
 }
