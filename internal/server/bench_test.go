@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 
 	"github.com/aeserve/aeserve"
@@ -92,4 +94,45 @@ func TestMediaTypeFastPath(t *testing.T) {
 			t.Errorf("%q: %q %v, want %q %v", ct, mt, params, want, wparams)
 		}
 	}
+}
+
+// TestCachedSeries: the cached children are the vectors' own, so counts
+// land in the series /metrics reports, one per label set.
+func TestCachedSeries(t *testing.T) {
+	m, err := newHTTPMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range []requestKey{{"/a", "GET", "200"}, {"/a", "GET", "200"}, {"/a", "POST", "200"}, {"/b", "GET", "404"}} {
+		s := m.request(k.route, k.method, k.code)
+		s.requests.Inc()
+		s.duration.Observe(float64(i))
+		m.imagesOf(k.route, k.method).Add(2)
+	}
+	for _, c := range []struct {
+		k    requestKey
+		want float64
+	}{{requestKey{"/a", "GET", "200"}, 2}, {requestKey{"/a", "POST", "200"}, 1}, {requestKey{"/b", "GET", "404"}, 1}, {requestKey{"/b", "GET", "200"}, 0}} {
+		if got := counterValue(t, m.requests.WithLabelValues(c.k.route, c.k.method, c.k.code)); got != c.want {
+			t.Errorf("requests%v = %v, want %v", c.k, got, c.want)
+		}
+	}
+	for k, want := range map[imagesKey]float64{{"/a", "GET"}: 4, {"/a", "POST"}: 2, {"/b", "GET"}: 2, {"/b", "POST"}: 0} {
+		if got := counterValue(t, m.images.WithLabelValues(k.route, k.model)); got != want {
+			t.Errorf("images%v = %v, want %v", k, got, want)
+		}
+	}
+	ch := make(chan prometheus.Metric, 10)
+	m.duration.Collect(ch)
+	if n := len(ch); n != 3 {
+		t.Errorf("%d duration series, want 3", n)
+	}
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	var d dto.Metric
+	if err := c.Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	return d.GetCounter().GetValue()
 }
