@@ -36,9 +36,10 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 // round(clamp(v,0,1)·255). NaN is refused rather than guessed at: it means the
 // model or the caller went wrong, and a black pixel would hide it.
 //
-// The file is written by appendGreyPNG, not image/png: a fixed-Huffman
-// deflate block (about as small as BestSpeed's output for a digit) costs a
-// tenth of what compress/flate spends building a dynamic code per file.
+// The file is written by appendGreyPNG, not image/png: unfiltered rows in a
+// fixed-Huffman deflate block, smaller than BestSpeed's output for a digit
+// and a fraction of what compress/flate spends building a dynamic code per
+// file.
 func EncodePNG(px []float32) ([]byte, error) {
 	if len(px) != pixels {
 		return nil, errorf(KindSize, "got %d pixels, want %d (%d×%d)", len(px), pixels, side, side)

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"slices"
+	"strconv"
 	"sync"
 )
 
@@ -191,4 +192,26 @@ func (g *greyDecoder) unfilter() bool {
 		prev = cur
 	}
 	return true
+}
+
+// paeth is the PNG Paeth predictor of a (left), b (up) and c (up-left), in
+// image/png's form: pa = |b-c|, pb = |a-c|, pc = |a+b-2c|.
+func paeth(a, b, c byte) byte {
+	pa := int(b) - int(c)
+	pb := int(a) - int(c)
+	pc := abs(pa + pb)
+	pa, pb = abs(pa), abs(pb)
+	if pa <= pb && pa <= pc {
+		return a
+	}
+	if pb <= pc {
+		return b
+	}
+	return c
+}
+
+// abs is |x| without a branch.
+func abs(x int) int {
+	m := x >> (strconv.IntSize - 1)
+	return (x ^ m) - m
 }
