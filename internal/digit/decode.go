@@ -125,6 +125,22 @@ func ReadHeader(data []byte, lim Limits) (Header, error) {
 // by luminance (ITU-R BT.601, as color.GrayModel; a JPEG's own luma); 8-bit
 // grey comes back as exactly v/255, so Decode(EncodePNG(px)) == px for such px.
 func Decode(data []byte, lim Limits, opt Options) ([]float32, error) {
+	return decode(nil, data, lim, opt, true)
+}
+
+// DecodeAppend is Decode appending the 784 pixels to dst, so that a caller
+// gathering several images (or reusing a buffer) does not pay for a slice
+// per image. On error it returns nil.
+func DecodeAppend(dst []float32, data []byte, lim Limits, opt Options) ([]float32, error) {
+	if dst == nil {
+		dst = make([]float32, 0, pixels)
+	}
+	return decode(dst, data, lim, opt, true)
+}
+
+// decode is Decode (dst nil) or DecodeAppend, with decodeGrey's fast path
+// (fast) or without it, which the tests hold to the same answers.
+func decode(dst []float32, data []byte, lim Limits, opt Options, fast bool) ([]float32, error) {
 	h, err := ReadHeader(data, lim)
 	if err != nil {
 		return nil, err
@@ -132,15 +148,25 @@ func Decode(data []byte, lim Limits, opt Options) ([]float32, error) {
 	if !opt.Fit && (h.Width != side || h.Height != side) {
 		return nil, errorf(KindSize, "image is %d×%d, want %d×%d (send fit=true to resize)", h.Width, h.Height, side, side)
 	}
+	if fast && h.Format == PNG && !opt.Fit {
+		if px, ok := decodeGrey(dst, data); ok {
+			return px, nil
+		}
+	}
 	s, err := decodeSampled(h, data, opt.Fit)
 	if err != nil {
 		return nil, err
 	}
 	g, alphaInk := s.ink()
-	if !opt.Fit {
+	if opt.Fit {
+		if g, err = fit(g, s.w, s.h, alphaInk); err != nil {
+			return nil, err
+		}
+	}
+	if dst == nil {
 		return g, nil
 	}
-	return fit(g, s.w, s.h, alphaInk)
+	return append(dst, g...), nil
 }
 
 // decodeSampled decodes the image and at once reduces it to the grid the

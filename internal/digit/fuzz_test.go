@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"image"
 	"image/color"
 	"image/gif"
+	"slices"
 	"testing"
 )
 
@@ -53,6 +55,16 @@ func FuzzDecode(f *testing.F) {
 		[]byte("not a png"),
 		nil,
 	}
+	// What the grey PNG fast path takes, and what it leaves to image/png:
+	// every filter type, IDAT split, ancillary chunks, transparency.
+	grey8 := ihdr(side, side, 8, 0)
+	z := zlibOf(f, scanlines(mnistDigits(f, 1)[0], func(y int) byte { return byte(y % 5) }), 1)
+	seeds = append(seeds,
+		pngOf(grey8, z, nil, nil, nil),
+		pngOf(grey8, z, []int{1, 40, 0}, chunk("gAMA", []byte{0, 0, 0xb1, 0x8f}), chunk("IDAT", nil)),
+		pngOf(grey8, z, nil, chunk("tRNS", []byte{0, 0}), nil),
+		pngOf(append(ihdr(side, side, 8, 0)[:12], 1), zlibOf(f, adam7(mnistDigits(f, 1)[0]), 1), nil, nil, nil),
+	)
 	for _, s := range seeds {
 		f.Add(s, false, false)
 		f.Add(s, true, true)
@@ -64,6 +76,17 @@ func FuzzDecode(f *testing.F) {
 			data = withCRCs(data)
 		}
 		px, err := Decode(data, Limits{MaxPixels: 1 << 16}, Options{Fit: fit})
+		// The grey PNG fast path answers exactly as image/png does.
+		want, werr := decode(nil, data, Limits{MaxPixels: 1 << 16}, Options{Fit: fit}, false)
+		if fmt.Sprint(err) != fmt.Sprint(werr) || !slices.Equal(px, want) {
+			t.Fatalf("fast path: %d pixels, err %v; without it: %d pixels, err %v", len(px), err, len(want), werr)
+		}
+		// DecodeAppend appends the same after what dst holds.
+		prefix := []float32{0.25, 0.5}
+		app, aerr := DecodeAppend(slices.Clip(prefix), data, Limits{MaxPixels: 1 << 16}, Options{Fit: fit})
+		if fmt.Sprint(aerr) != fmt.Sprint(err) || (err == nil) != (app != nil) || app != nil && (!slices.Equal(app[:2], prefix) || !slices.Equal(app[2:], px)) {
+			t.Fatalf("DecodeAppend: %d values, err %v; Decode: %d pixels, err %v", len(app), aerr, len(px), err)
+		}
 		if err != nil {
 			var e *Error
 			if !errors.As(err, &e) || e.Kind < KindMalformed || e.Kind > KindFormat || e.Msg == "" {

@@ -439,6 +439,12 @@ const (
 	HeaderScoreBCE = "X-Score-BCE"
 )
 
+// The score headers' canonical keys, for a literal http.Header.
+var (
+	scoreMSEKey = http.CanonicalHeaderKey(HeaderScoreMSE)
+	scoreBCEKey = http.CanonicalHeaderKey(HeaderScoreBCE)
+)
+
 // formatScore writes a score as the shortest decimal that reads back as the
 // same float64, as JSON does.
 func formatScore(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
@@ -608,9 +614,10 @@ func imagesResponse(sv *served, y []float32, n int, ct string, inputs []string, 
 		}
 		res := &response{contentType: ctPNG, body: b}
 		if len(scores) == 1 {
-			res.header = http.Header{}
-			res.header.Set(HeaderScoreMSE, formatScore(scores[0].MSE))
-			res.header.Set(HeaderScoreBCE, formatScore(scores[0].BCE))
+			res.header = http.Header{
+				scoreMSEKey: {formatScore(scores[0].MSE)},
+				scoreBCEKey: {formatScore(scores[0].BCE)},
+			}
 		}
 		return res, nil
 	}

@@ -309,23 +309,23 @@ func (s *Server) decodeImages(r *http.Request, imgs []upload, fit bool) ([]float
 		if s.decodeHook != nil {
 			s.decodeHook(r, i)
 		}
-		p, err := s.decodeOne(r, u, lim, opt)
+		next, err := s.decodeOne(r, px, u, lim, opt)
 		if err != nil {
 			return nil, atIndex(i, err)
 		}
-		px = append(px, p...)
+		px = next
 	}
 	return px, nil
 }
 
-// decodeOne decodes an image within the decode budget: its declared pixels
-// are taken before the decoder allocates them and given back once only the
-// reduced image is left.
-func (s *Server) decodeOne(r *http.Request, u upload, lim digit.Limits, opt digit.Options) ([]float32, error) {
+// decodeOne decodes an image, appending its pixels to px, within the decode
+// budget: its declared pixels are taken before the decoder allocates them
+// and given back once only the reduced image is left.
+func (s *Server) decodeOne(r *http.Request, px []float32, u upload, lim digit.Limits, opt digit.Options) ([]float32, error) {
 	release, err := s.budget.acquire(r.Context(), u.head.Pixels())
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	return digit.Decode(u.data, lim, opt)
+	return digit.DecodeAppend(px, u.data, lim, opt)
 }

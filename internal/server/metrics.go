@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -41,6 +42,47 @@ type httpMetrics struct {
 	// admissionShed counts the 503s of Server.reserve, which the batcher
 	// never sees (its own are in aeserve_batch_shed_total).
 	admissionShed *prometheus.CounterVec
+
+	// Children of requests/duration and of images by their label values
+	// (see series), looked up once per label set rather than per request.
+	byRequest sync.Map // requestKey → *requestSeries
+	byImages  sync.Map // imagesKey → prometheus.Counter
+}
+
+type requestKey struct{ route, method, code string }
+
+type requestSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+type imagesKey struct{ route, model string }
+
+// request is the requests counter and duration histogram of a request's
+// labels. WithLabelValues hashes the values and takes the vector's lock on
+// every call; the label sets a server sees are few (routes, methods, codes)
+// and live as long as the vectors, which are never reset, so each is looked
+// up once and kept.
+func (m *httpMetrics) request(route, method, code string) *requestSeries {
+	k := requestKey{route, method, code}
+	if v, ok := m.byRequest.Load(k); ok {
+		return v.(*requestSeries)
+	}
+	v, _ := m.byRequest.LoadOrStore(k, &requestSeries{
+		requests: m.requests.WithLabelValues(route, method, code),
+		duration: m.duration.WithLabelValues(route, method),
+	})
+	return v.(*requestSeries)
+}
+
+// imagesOf is the images counter of a route and model, as request does.
+func (m *httpMetrics) imagesOf(route, model string) prometheus.Counter {
+	k := imagesKey{route, model}
+	if v, ok := m.byImages.Load(k); ok {
+		return v.(prometheus.Counter)
+	}
+	v, _ := m.byImages.LoadOrStore(k, m.images.WithLabelValues(route, model))
+	return v.(prometheus.Counter)
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {

@@ -140,14 +140,15 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		}
 		code := strconv.Itoa(status)
 		method := methodLabel(r.Method)
-		s.metrics.requests.WithLabelValues(route, method, code).Inc()
-		s.metrics.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
+		series := s.metrics.request(route, method, code)
+		series.requests.Inc()
+		series.duration.Observe(elapsed.Seconds())
 		modelName := ""
 		if info.model != nil {
 			modelName = info.model.name
 		}
 		if info.images > 0 && status < 300 {
-			s.metrics.images.WithLabelValues(route, modelName).Add(float64(info.images))
+			s.metrics.imagesOf(route, modelName).Add(float64(info.images))
 		}
 
 		var ev *zerolog.Event

@@ -109,8 +109,14 @@ func mustNegotiate(r *http.Request, offers ...string) (string, error) {
 // mediaType is the request's Content-Type without parameters, lowercased.
 func mediaType(r *http.Request) (string, map[string]string) {
 	ct := r.Header.Get("Content-Type")
-	if ct == "" {
+	switch ct {
+	case "":
 		return "", nil
+	case ctPNG, ctJSON, ctBinary, "image/jpeg", "image/gif":
+		// What nearly every request sends, exactly: mime.ParseMediaType
+		// would give it back as it is, with no parameters, after
+		// allocating a map and a lowercased copy.
+		return ct, nil
 	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {

@@ -136,7 +136,7 @@ type prepared struct {
 // answered, with an X-Input-Warning and a log line, and include=input
 // encodes them for the answer.
 func (s *Server) prepare(r *http.Request, px []float32, n int, o imageOpts) (*prepared, error) {
-	p := &prepared{header: http.Header{}}
+	p := &prepared{} // header is made only for a warning
 	if !o.fit {
 		var bright []int
 		var means []float64
@@ -152,6 +152,7 @@ func (s *Server) prepare(r *http.Request, px []float32, n int, o imageOpts) (*pr
 		}
 		if len(bright) > 0 {
 			msg := brightWarning(bright, means)
+			p.header = http.Header{}
 			p.header.Set(HeaderInputWarning, msg)
 			s.log.Warn().Str("request_id", infoOf(r.Context()).id).Str("path", r.URL.Path).
 				Ints("bright_images", bright).Floats64("mean_brightness", means).

@@ -271,6 +271,9 @@ type served struct {
 	// capacity check and are being decoded, not yet queued (see reserve).
 	admitting map[model.Half]*atomic.Int64
 	info      api.ModelInfo
+	// nameHeader and fpHeader are name and fp as header values, made once
+	// (see headerValue).
+	nameHeader, fpHeader []string
 }
 
 type modelSet struct {
@@ -415,6 +418,7 @@ func (p *runnerProc) Close() error { return p.r.Close() }
 func (s *Server) serve(m *model.Model) (*served, error) {
 	sv := &served{name: m.Name, m: m, fp: m.Fingerprint.String(),
 		batchers: map[model.Half]*batch.Batcher{}, admitting: map[model.Half]*atomic.Int64{}}
+	sv.nameHeader, sv.fpHeader = headerValue(sv.name), headerValue(sv.fp)
 	for _, h := range m.Arch.Runnable() {
 		if !m.Has(h) {
 			continue
@@ -674,11 +678,15 @@ func (s *Server) adapt(h handlerFunc, parse func(raw string) (query, error)) htt
 			res, err = h(r, q)
 		}
 		hdr := w.Header()
-		hdr.Add("Vary", "Accept") // beside CORS's Vary: Origin
+		if _, ok := hdr["Vary"]; ok {
+			hdr.Add("Vary", "Accept") // beside CORS's Vary: Origin
+		} else {
+			hdr["Vary"] = varyAccept
+		}
 		info := infoOf(r.Context())
 		if info.model != nil {
-			hdr.Set(HeaderModel, info.model.name)
-			hdr.Set(HeaderFingerprint, info.model.fp)
+			hdr[HeaderModel] = info.model.nameHeader
+			hdr[HeaderFingerprint] = info.model.fpHeader
 		}
 		if info.denoiser != nil {
 			hdr.Set(HeaderDenoiser, info.denoiser.name)
@@ -691,12 +699,16 @@ func (s *Server) adapt(h handlerFunc, parse func(raw string) (query, error)) htt
 		for k, vs := range res.header {
 			hdr[k] = vs
 		}
-		hdr.Set("X-Content-Type-Options", "nosniff")
+		hdr["X-Content-Type-Options"] = nosniff
 		if res.status == http.StatusNotModified {
 			w.WriteHeader(http.StatusNotModified) // no body, and so no Content-Type or Length
 			return
 		}
-		if res.contentType != "" {
+		switch res.contentType {
+		case "":
+		case ctPNG:
+			hdr["Content-Type"] = contentTypePNG
+		default:
 			hdr.Set("Content-Type", res.contentType)
 		}
 		hdr.Set("Content-Length", strconv.Itoa(len(res.body)))
@@ -704,6 +716,20 @@ func (s *Server) adapt(h handlerFunc, parse func(raw string) (query, error)) htt
 		_, _ = w.Write(res.body)
 	}
 }
+
+// headerValue is v as the value of a header set by assigning to the
+// http.Header map under its canonical key, made once rather than by
+// Header.Set on every response. Its capacity is its length, so that a later
+// Header.Add appends to a copy and never to the shared array; nothing in
+// net/http writes into a header's values in place.
+func headerValue(v string) []string { return []string{v}[:1:1] }
+
+// Header values every answer, or every PNG answer, carries.
+var (
+	varyAccept     = headerValue("Accept")
+	nosniff        = headerValue("nosniff")
+	contentTypePNG = headerValue(ctPNG)
+)
 
 // query is a request's query string, each parameter given once.
 type query map[string]string
