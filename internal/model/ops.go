@@ -287,7 +287,7 @@ func (op *convInputGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Val
 		if op.packed == nil {
 			op.packed = make([]float32, op.l.wLen())
 		}
-		op.l.packTaps(in[1], op.packed)
+		op.l.packTapsT(in[1], op.packed)
 		op.l.inputGradFastT(in[0], op.packed, dx, n, &op.sc)
 		return out, nil
 	}
