@@ -177,6 +177,25 @@ func actGrad(act Activation, y, dy, dst []float32) {
 	}
 }
 
+// parallelFrom runs fn over [0,n) split across the cores when n is at
+// least minN, inline (one worker) below that, where a hand-off would cost
+// more than it saves. It returns the number of workers, for callers that
+// reduce per-worker results: the split, and so the reduction order, depends
+// only on n and that number. For the training graph's elementwise ops,
+// which the tape machine runs one at a time on one goroutine.
+func parallelFrom(n, minN int, fn func(worker, lo, hi int)) int {
+	p := 1
+	if n >= minN {
+		p = workers(n)
+	}
+	parallel(n, p, fn)
+	return p
+}
+
+// parElems is the number of float32 elements under which an elementwise op
+// stays on one core.
+const parElems = 1 << 14
+
 // ranger computes items [lo, hi) as worker w of a parallel call.
 type ranger interface{ run(w, lo, hi int) }
 

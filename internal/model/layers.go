@@ -175,10 +175,14 @@ func (l layer) filterGrad(x, gz, dw []float32, n int, cols, parts *scratch) {
 }
 
 // biasGrad sums gz over images and positions for each output channel.
-func biasGrad(gz, db []float32, n, c, hw int) {
-	clear(db)
+func biasGrad(gz, db []float32, n, c, hw int) { biasGradChannels(gz, db, n, c, hw, 0, c) }
+
+// biasGradChannels is biasGrad for channels [lo, hi) only, so that
+// workers can share the channels out.
+func biasGradChannels(gz, db []float32, n, c, hw, lo, hi int) {
+	clear(db[lo:hi])
 	for i := 0; i < n; i++ {
-		for k := 0; k < c; k++ {
+		for k := lo; k < hi; k++ {
 			var s float32
 			for _, v := range gz[(i*c+k)*hw : (i*c+k+1)*hw] {
 				s += v
@@ -204,21 +208,39 @@ func maxPool2(x, y []float32, planes, h, w int) {
 }
 
 // maxPool2Grad routes each dy to the first maximum of its window (row-major
-// order), matching maxPool2's choice on ties.
+// order), matching maxPool2's choice on ties. Every window is written whole
+// (the routed value and three zeros), so dx needs no clearing first.
 func maxPool2Grad(x, dy, dx []float32, planes, h, w int) {
 	oh, ow := h/2, w/2
-	clear(dx[:planes*h*w])
 	for p := 0; p < planes; p++ {
 		xp, dxp, dyp := x[p*h*w:(p+1)*h*w], dx[p*h*w:(p+1)*h*w], dy[p*oh*ow:(p+1)*oh*ow]
 		for i := 0; i < oh; i++ {
-			for j := 0; j < ow; j++ {
-				best := 2*i*w + 2*j
-				for _, k := range [3]int{2*i*w + 2*j + 1, (2*i+1)*w + 2*j, (2*i+1)*w + 2*j + 1} {
-					if xp[k] > xp[best] {
-						best = k
-					}
+			x0, x1 := xp[2*i*w:][:w], xp[(2*i+1)*w:][:w]
+			d0, d1 := dxp[2*i*w:][:w], dxp[(2*i+1)*w:][:w]
+			for j, g := range dyp[i*ow:][:ow] {
+				a, b, c, d := x0[2*j], x0[2*j+1], x1[2*j], x1[2*j+1]
+				k, m := 0, a
+				if b > m {
+					k, m = 1, b
 				}
-				dxp[best] += dyp[i*ow+j]
+				if c > m {
+					k, m = 2, c
+				}
+				if d > m {
+					k = 3
+				}
+				var ga, gb, gc, gd float32
+				switch k {
+				case 0:
+					ga = g
+				case 1:
+					gb = g
+				case 2:
+					gc = g
+				default:
+					gd = g
+				}
+				d0[2*j], d0[2*j+1], d1[2*j], d1[2*j+1] = ga, gb, gc, gd
 			}
 		}
 	}

@@ -64,14 +64,8 @@ func (l layer) padGeom() padGeom {
 	return padGeom{pw: pw, chStride: (l.H+1)*pw + 1, top: 1, gridLen: l.H * pw}
 }
 
-// pad copies one image [Cin,H,W] into the zeroed padded buffer.
-func (l layer) pad(x, xp []float32, pg padGeom) {
-	clear(xp)
-	l.padInterior(x, xp, pg)
-}
-
-// padInterior copies one image into a padded buffer whose border is already
-// zero: see padBufs.
+// padInterior copies one image [Cin,H,W] into a padded buffer whose border
+// is already zero: see padBufs.
 func (l layer) padInterior(x, xp []float32, pg padGeom) {
 	for c := 0; c < l.Cin; c++ {
 		vec.CopyRows(xp[c*pg.chStride+pg.top*pg.pw+pg.top:], x[c*l.H*l.W:], l.H, l.W, pg.pw, l.W)
@@ -368,21 +362,22 @@ func (l layer) gridOfT(gz, ggT []float32, pg padGeom, phase int) {
 
 // filterGradFast computes dw (the layer's weight layout) from x and gz:
 // per tap, dW_tapᵀ [Cin, Cout] = xpad_tap [Cin, grid] · ggT [grid, Cout].
-func (l layer) filterGradFast(x, gz, dw []float32, n int, bufs, parts *scratch) {
+func (l layer) filterGradFast(x, gz, dw []float32, n int, pads *padBufs, bufs, parts *scratch) {
 	pg := l.padGeom()
 	inL, outL, wL := l.inLen(), l.outLen(), l.wLen()
 	p := workers(n)
-	bufs.reserve(2 * p)
+	pads.reserve(p)
+	bufs.reserve(p)
 	parts.reserve(p)
 	for w := 0; w < p; w++ {
 		clear(parts.get(w, wL))
 	}
 	parallel(n, p, func(worker, lo, hi int) {
-		xp := bufs.get(worker, l.Cin*pg.chStride)
-		ggT := bufs.get(p+worker, l.Cout*pg.gridLen)
+		xp := pads.get(worker, l.Cin*pg.chStride)
+		ggT := bufs.get(worker, l.Cout*pg.gridLen)
 		pt := parts.get(worker, wL) // per tap [Cin, Cout]
 		for i := lo; i < hi; i++ {
-			l.pad(x[i*inL:(i+1)*inL], xp, pg)
+			l.padInterior(x[i*inL:(i+1)*inL], xp, pg)
 			for ph, taps := range l.phases() {
 				l.gridOfT(gz[i*outL:(i+1)*outL], ggT, pg, ph)
 				for _, t := range taps {
