@@ -85,7 +85,8 @@ func benchTrain(b *testing.B, arch *model.Arch, obj model.Objective) {
 	}
 	vm := G.NewTapeMachine(tg.G, G.BindDualValues(tg.Learnables...))
 	defer vm.Close()
-	solver := G.NewAdamSolver(G.WithLearnRate(1e-3))
+	solver := train.NewAdam(1e-3) // as cmd/train steps
+	learnables := G.NodesToValueGrads(tg.Learnables)
 	x := tensor.New(tensor.WithShape(tg.X.Shape()...), tensor.Of(tensor.Float32))
 	t := tensor.New(tensor.WithShape(tg.T.Shape()...), tensor.Of(tensor.Float32))
 	rng := rand.New(rand.NewSource(1))
@@ -111,7 +112,7 @@ func benchTrain(b *testing.B, arch *model.Arch, obj model.Objective) {
 		if err := vm.RunAll(); err != nil {
 			b.Fatal(err)
 		}
-		if err := solver.Step(G.NodesToValueGrads(tg.Learnables)); err != nil {
+		if err := solver.Step(learnables); err != nil {
 			b.Fatal(err)
 		}
 		vm.Reset()
