@@ -42,11 +42,20 @@ func TestMaxPool2GradTies(t *testing.T) {
 	for i := range got {
 		got[i] = float32(math.NaN()) // every element must be written
 	}
-	maxPool2Grad(x, dy, got, planes, h, w)
+	maxPool2Grad(x, dy, got, planes, h, w, false)
 	refMaxPool2Grad(x, dy, want, planes, h, w)
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("dx[%d] = %v, want %v", i, got[i], want[i])
+		}
+	}
+	// With relu (x is then a ReLU's output: here, windows of zeros are
+	// common), the result is the ReLU's gradient of the plain one.
+	maxPool2Grad(x, dy, got, planes, h, w, true)
+	actGrad(ActReLU, x, want, want)
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("relu: dx[%d] = %v, want %v", i, got[i], want[i])
 		}
 	}
 }
@@ -142,5 +151,25 @@ func TestElementwiseOpsSplitAcrossCores(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPoolTakesOverReLUGradient checks the training graph of the
+// convolutional autoencoder: its two pooled ReLU convolutions get their
+// activation gradient from the pool's gradient, and no ReLU gradient op of
+// their own; the transposed convolutions keep theirs.
+func TestPoolTakesOverReLUGradient(t *testing.T) {
+	tg, err := NewTrainGraph(ArchConv, ArchConv.InitParams(1), 2, Objective{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, n := range tg.G.AllNodes() {
+		if n.Op() != nil {
+			count[n.Op().String()]++
+		}
+	}
+	if count["MaxPool2x2Grad+ReLU"] != 2 || count["MaxPool2x2Grad"] != 0 || count["ActGrad:"+ActReLU.String()] != 2 {
+		t.Fatalf("gradient ops: %v", count)
 	}
 }

@@ -209,8 +209,10 @@ func maxPool2(x, y []float32, planes, h, w int) {
 
 // maxPool2Grad routes each dy to the first maximum of its window (row-major
 // order), matching maxPool2's choice on ties. Every window is written whole
-// (the routed value and three zeros), so dx needs no clearing first.
-func maxPool2Grad(x, dy, dx []float32, planes, h, w int) {
+// (the routed value and three zeros), so dx needs no clearing first. With
+// relu, x is a ReLU's output and nothing is routed where the maximum is 0:
+// the ReLU's gradient applied too.
+func maxPool2Grad(x, dy, dx []float32, planes, h, w int, relu bool) {
 	oh, ow := h/2, w/2
 	for p := 0; p < planes; p++ {
 		xp, dxp, dyp := x[p*h*w:(p+1)*h*w], dx[p*h*w:(p+1)*h*w], dy[p*oh*ow:(p+1)*oh*ow]
@@ -227,20 +229,14 @@ func maxPool2Grad(x, dy, dx []float32, planes, h, w int) {
 					k, m = 2, c
 				}
 				if d > m {
-					k = 3
+					k, m = 3, d
 				}
-				var ga, gb, gc, gd float32
-				switch k {
-				case 0:
-					ga = g
-				case 1:
-					gb = g
-				case 2:
-					gc = g
-				default:
-					gd = g
+				if relu && !(m > 0) {
+					g = 0
 				}
-				d0[2*j], d0[2*j+1], d1[2*j], d1[2*j+1] = ga, gb, gc, gd
+				var out [4]float32 // by index, not by branches that mispredict
+				out[k&3] = g
+				d0[2*j], d0[2*j+1], d1[2*j], d1[2*j+1] = out[0], out[1], out[2], out[3]
 			}
 		}
 	}

@@ -189,7 +189,9 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 	}
 	x, w := inputs[0], inputs[1]
 	gz := grad
-	if op.act != ActNone {
+	if pg, ok := grad.Op().(*maxPoolGradOp); ok && pg.reluOf == op {
+		// The pool's gradient already applied this layer's ReLU.
+	} else if op.act != ActNone {
 		var err error
 		if gz, err = G.ApplyOp(&actGradOp{act: op.act}, output, grad); err != nil {
 			return nil, err
@@ -399,18 +401,37 @@ func (op *maxPoolOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, er
 }
 func (op *maxPoolOp) DiffWRT(int) []bool { return []bool{true} }
 func (op *maxPoolOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&maxPoolGradOp{}, inputs[0], grad)
+	pg := &maxPoolGradOp{}
+	if c, ok := inputs[0].Op().(*convOp); ok && c.act == ActReLU && !c.pool {
+		// Pooling a ReLU convolution: fold the ReLU's gradient into the
+		// pool's, and the convolution skips its own activation gradient (a
+		// whole pass over the unpooled maps).
+		pg.reluOf = c
+	}
+	dx, err := G.ApplyOp(pg, inputs[0], grad)
 	if err != nil {
 		return nil, err
 	}
 	return G.Nodes{dx}, nil
 }
 
-type maxPoolGradOp struct{ opBase }
+// maxPoolGradOp routes the pooled gradient to each window's maximum. With
+// reluOf, x is that convolution's ReLU output and the gradient is routed
+// only where the maximum is positive: the ReLU's gradient too, which the
+// convolution then leaves out (see convOp.SymDiff).
+type maxPoolGradOp struct {
+	opBase
+	reluOf *convOp
+}
 
-func (op *maxPoolGradOp) Arity() int            { return 2 }
-func (op *maxPoolGradOp) Type() hm.Type         { return hm.NewFnType(t4, t4, t4) }
-func (op *maxPoolGradOp) String() string        { return "MaxPool2x2Grad" }
+func (op *maxPoolGradOp) Arity() int    { return 2 }
+func (op *maxPoolGradOp) Type() hm.Type { return hm.NewFnType(t4, t4, t4) }
+func (op *maxPoolGradOp) String() string {
+	if op.reluOf != nil {
+		return "MaxPool2x2Grad+ReLU"
+	}
+	return "MaxPool2x2Grad"
+}
 func (op *maxPoolGradOp) Hashcode() uint32      { return hashOf(op) }
 func (op *maxPoolGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op *maxPoolGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
@@ -430,7 +451,7 @@ func (op *maxPoolGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value
 	out, dx := op.dest(prealloc, s)
 	x, dy, planes, h, w := in[0], in[1], s[0]*s[1], s[2], s[3]
 	parallelFrom(planes, parElems/(h*w), func(_, lo, hi int) {
-		maxPool2Grad(x[lo*h*w:hi*h*w], dy[lo*h*w/4:hi*h*w/4], dx[lo*h*w:hi*h*w], hi-lo, h, w)
+		maxPool2Grad(x[lo*h*w:hi*h*w], dy[lo*h*w/4:hi*h*w/4], dx[lo*h*w:hi*h*w], hi-lo, h, w, op.reluOf != nil)
 	})
 	return out, nil
 }
