@@ -173,3 +173,17 @@ func TestPoolTakesOverReLUGradient(t *testing.T) {
 		t.Fatalf("gradient ops: %v", count)
 	}
 }
+
+func TestSum32(t *testing.T) {
+	rng := rand.New(rand.NewSource(6))
+	for _, n := range []int{0, 1, 7, 8, 9, 63, 784, 1001} {
+		v := randVec(rng, n, 1)
+		var want float64
+		for _, x := range v {
+			want += x
+		}
+		if got := sum32(to32(v)); math.Abs(float64(got)-want) > 1e-5*float64(n+1) {
+			t.Fatalf("n=%d: sum %v, want %v", n, got, want)
+		}
+	}
+}
