@@ -187,3 +187,54 @@ func TestSum32(t *testing.T) {
 		}
 	}
 }
+
+// TestDenseTrainingOpsSplitAcrossCores runs a training graph's dense
+// products (forward, input and weight gradients), large enough to be shared
+// out by rows, and compares them with one whole product each.
+func TestDenseTrainingOpsSplitAcrossCores(t *testing.T) {
+	rng := rand.New(rand.NewSource(8))
+	const n = 67 // odd: uneven shares
+	d := dense{In: 300, Out: 50}
+	if n*d.In*d.Out < 1<<17 {
+		t.Fatal("too small to be split")
+	}
+	x, w, b := to32(randVec(rng, n*d.In, 1)), to32(randVec(rng, d.In*d.Out, 1)), to32(randVec(rng, d.Out, 1))
+	gz := to32(randVec(rng, n*d.Out, 1))
+	tens := func(v []float32, s ...int) G.Value { return tensor.New(tensor.WithShape(s...), tensor.WithBacking(v)) }
+	run := func(op G.Op, in ...G.Value) []float32 {
+		t.Helper()
+		out, err := op.Do(in...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := data32(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	toF64 := func(v []float32) []float64 {
+		o := make([]float64, len(v))
+		for i, x := range v {
+			o[i] = float64(x)
+		}
+		return o
+	}
+
+	wt := make([]float32, len(w))
+	transpose(w, wt, d.Out, d.In)
+	want := make([]float32, n*d.Out)
+	denseForwardT(d, x, wt, b, want, n, ActSigmoid)
+	got := run(&denseOp{d: d, inDims: 2, act: ActSigmoid}, tens(x, n, d.In), tens(w, d.Out, d.In), tens(b, d.Out))
+	closeEnough(t, "y", got, toF64(want), 1e-5, 1e-5)
+
+	want = make([]float32, n*d.In)
+	sgemm(false, false, n, d.In, d.Out, gz, d.Out, w, d.In, 0, want, d.In)
+	got = run(&denseInputGradOp{d: d, xShape: tensor.Shape{n, d.In}}, tens(gz, n, d.Out), tens(w, d.Out, d.In))
+	closeEnough(t, "dx", got, toF64(want), 1e-4, 1e-5)
+
+	want = make([]float32, d.Out*d.In)
+	sgemm(true, false, d.Out, d.In, n, gz, d.Out, x, d.In, 0, want, d.In)
+	got = run(&denseWeightGradOp{d: d, inDims: 2}, tens(x, n, d.In), tens(gz, n, d.Out))
+	closeEnough(t, "dw", got, toF64(want), 1e-4, 1e-5)
+}
