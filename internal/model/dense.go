@@ -165,7 +165,7 @@ func splitRows(n, work int, fn func(lo, hi int)) {
 	if work >= 1<<17 {
 		p = workers(n)
 	}
-	parallel(n, p, func(_, lo, hi int) { fn(lo, hi) })
+	parallelChunks(n, p*trainChunks/2, p, func(_, _, lo, hi int) { fn(lo, hi) })
 }
 func (op *denseOp) DiffWRT(int) []bool { return []bool{!op.dataInput, true, true} }
 func (op *denseOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"runtime"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -237,4 +238,33 @@ func TestDenseTrainingOpsSplitAcrossCores(t *testing.T) {
 	sgemm(true, false, d.Out, d.In, n, gz, d.Out, x, d.In, 0, want, d.In)
 	got = run(&denseWeightGradOp{d: d, inDims: 2}, tens(x, n, d.In), tens(gz, n, d.Out))
 	closeEnough(t, "dw", got, toF64(want), 1e-4, 1e-5)
+}
+
+// TestFilterGradSameOnAnyCoreCount: the filter gradient sums its pieces in
+// piece order, so one core and two give the same bits, whichever core
+// happens to take which piece.
+func TestFilterGradSameOnAnyCoreCount(t *testing.T) {
+	rng := rand.New(rand.NewSource(9))
+	for _, l := range []layer{convSame(8, 8, 6, 5), convTSame(8, 8, 3, 4)} {
+		const n = 19
+		x, gz := to32(randVec(rng, n*l.inLen(), 1)), to32(randVec(rng, n*l.outLen(), 1))
+		var want []float32
+		for _, procs := range []int{1, 2, 3, 1} {
+			prev := runtime.GOMAXPROCS(procs)
+			dw := make([]float32, l.wLen())
+			var pads padBufs
+			var bufs, parts scratch
+			l.filterGradFast(x, gz, dw, n, &pads, &bufs, &parts)
+			runtime.GOMAXPROCS(prev)
+			if want == nil {
+				want = dw
+				continue
+			}
+			for i := range want {
+				if math.Float32bits(dw[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%+v, %d cores: dw[%d] = %v, with 1 core %v", l, procs, i, dw[i], want[i])
+				}
+			}
+		}
+	}
 }

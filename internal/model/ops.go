@@ -489,10 +489,10 @@ func (op *bceOp) Do(vs ...G.Value) (G.Value, error) {
 	if len(z) >= parElems {
 		p = workers(len(z))
 	}
-	parts := make([]float64, p)
-	parallel(len(z), p, func(w, lo, hi int) { parts[w] = bceLogits(z[lo:hi], t[lo:hi]) })
+	parts := make([]float64, trainChunks)
+	parallelChunks(len(z), trainChunks, p, func(_, c, lo, hi int) { parts[c] = bceLogits(z[lo:hi], t[lo:hi]) })
 	var sum float64
-	for _, v := range parts { // in worker order: reproducible
+	for _, v := range parts { // in piece order: reproducible
 		sum += v
 	}
 	return G.NewF32(float32(sum / float64(len(z)))), nil

@@ -365,17 +365,18 @@ func (l layer) gridOfT(gz, ggT []float32, pg padGeom, phase int) {
 func (l layer) filterGradFast(x, gz, dw []float32, n int, pads *padBufs, bufs, parts *scratch) {
 	pg := l.padGeom()
 	inL, outL, wL := l.inLen(), l.outLen(), l.wLen()
-	p := workers(n)
+	p, chunks := workers(n), min(n, trainChunks)
 	pads.reserve(p)
 	bufs.reserve(p)
-	parts.reserve(p)
-	for w := 0; w < p; w++ {
-		clear(parts.get(w, wL))
+	parts.reserve(chunks)
+	for c := 0; c < chunks; c++ {
+		parts.get(c, wL) // allocated here: the workers only write
 	}
-	parallel(n, p, func(worker, lo, hi int) {
+	parallelChunks(n, chunks, p, func(worker, chunk, lo, hi int) {
 		xp := pads.get(worker, l.Cin*pg.chStride)
 		ggT := bufs.get(worker, l.Cout*pg.gridLen)
-		pt := parts.get(worker, wL) // per tap [Cin, Cout]
+		pt := parts.get(chunk, wL) // per tap [Cin, Cout]
+		clear(pt)
 		for i := lo; i < hi; i++ {
 			l.padInterior(x[i*inL:(i+1)*inL], xp, pg)
 			for ph, taps := range l.phases() {
@@ -387,10 +388,10 @@ func (l layer) filterGradFast(x, gz, dw []float32, n int, pads *padBufs, bufs, p
 			}
 		}
 	})
-	// Sum the workers' parts in order, then unpack taps to the weight layout.
+	// Sum the pieces' parts in order, then unpack taps to the weight layout.
 	sum := parts.get(0, wL)
-	for w := 1; w < p; w++ {
-		for i, v := range parts.get(w, wL) {
+	for c := 1; c < chunks; c++ {
+		for i, v := range parts.get(c, wL) {
 			sum[i] += v
 		}
 	}
@@ -432,7 +433,7 @@ func (l layer) inputGradFastT(gz, packedT, dx []float32, n int, bufs *scratch) {
 	inL, outL := l.inLen(), l.outLen()
 	p := workers(n)
 	bufs.reserve(2 * p)
-	parallel(n, p, func(worker, lo, hi int) {
+	parallelChunks(n, trainChunks, p, func(worker, _, lo, hi int) {
 		dxp := bufs.get(worker, l.Cin*pg.chStride)
 		gg := bufs.get(p+worker, l.Cout*pg.gridLen)
 		for i := lo; i < hi; i++ {
