@@ -79,3 +79,7 @@ func transposeInto(buf *[]float32, src []float32, ld, rows, cols int) []float32 
 	transposeStrided(dst, rows, src, ld, rows, cols)
 	return dst
 }
+
+// sgemmTransposes reports whether sgemm takes transposed operands at no
+// extra cost: vec's kernel takes untransposed operands only: a transposed one costs a copy.
+const sgemmTransposes = false

@@ -361,7 +361,10 @@ func (l layer) gridOfT(gz, ggT []float32, pg padGeom, phase int) {
 }
 
 // filterGradFast computes dw (the layer's weight layout) from x and gz:
-// per tap, dW_tapᵀ [Cin, Cout] = xpad_tap [Cin, grid] · ggT [grid, Cout].
+// per tap, dW_tapᵀ [Cin, Cout] = xpad_tap [Cin, grid] · ggT [grid, Cout],
+// untransposed for vec's kernel; with a BLAS that reads transposed operands
+// itself (sgemmTransposes), dW_tap = gg · xpad_tapᵀ instead, which spares
+// the transposition of gz.
 func (l layer) filterGradFast(x, gz, dw []float32, n int, pads *padBufs, bufs, parts *scratch) {
 	pg := l.padGeom()
 	inL, outL, wL := l.inLen(), l.outLen(), l.wLen()
@@ -374,16 +377,24 @@ func (l layer) filterGradFast(x, gz, dw []float32, n int, pads *padBufs, bufs, p
 	}
 	parallelChunks(n, chunks, p, func(worker, chunk, lo, hi int) {
 		xp := pads.get(worker, l.Cin*pg.chStride)
-		ggT := bufs.get(worker, l.Cout*pg.gridLen)
-		pt := parts.get(chunk, wL) // per tap [Cin, Cout]
+		gg := bufs.get(worker, l.Cout*pg.gridLen)
+		pt := parts.get(chunk, wL) // per tap [Cin, Cout], or [Cout, Cin] with sgemmTransposes
 		clear(pt)
 		for i := lo; i < hi; i++ {
 			l.padInterior(x[i*inL:(i+1)*inL], xp, pg)
 			for ph, taps := range l.phases() {
-				l.gridOfT(gz[i*outL:(i+1)*outL], ggT, pg, ph)
+				if sgemmTransposes {
+					l.gridOf(gz[i*outL:(i+1)*outL], gg, pg, ph)
+				} else {
+					l.gridOfT(gz[i*outL:(i+1)*outL], gg, pg, ph)
+				}
 				for _, t := range taps {
 					off := t[1]*pg.pw + t[2]
-					sgemm(false, false, l.Cin, l.Cout, pg.gridLen, xp[off:], pg.chStride, ggT, l.Cout, 1, pt[t[0]*l.Cout*l.Cin:], l.Cout)
+					if sgemmTransposes {
+						sgemm(false, true, l.Cout, l.Cin, pg.gridLen, gg, pg.gridLen, xp[off:], pg.chStride, 1, pt[t[0]*l.Cout*l.Cin:], l.Cin)
+						continue
+					}
+					sgemm(false, false, l.Cin, l.Cout, pg.gridLen, xp[off:], pg.chStride, gg, l.Cout, 1, pt[t[0]*l.Cout*l.Cin:], l.Cout)
 				}
 			}
 		}
@@ -399,6 +410,9 @@ func (l layer) filterGradFast(x, gz, dw []float32, n int, pads *padBufs, bufs, p
 		for ci := 0; ci < l.Cin; ci++ {
 			for co := 0; co < l.Cout; co++ {
 				v := sum[(tap*l.Cin+ci)*l.Cout+co]
+				if sgemmTransposes {
+					v = sum[(tap*l.Cout+co)*l.Cin+ci]
+				}
 				if l.kind == kindConv {
 					dw[(co*l.Cin+ci)*9+tap] = v
 				} else {
