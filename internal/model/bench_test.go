@@ -10,6 +10,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/aeserve/aeserve/internal/model"
+	"github.com/aeserve/aeserve/internal/train"
 	"github.com/aeserve/aeserve/weights"
 )
 
@@ -62,33 +63,56 @@ func BenchmarkInfer(b *testing.B) {
 	}
 }
 
+// BenchmarkTrain times one training step (forward, backward, Adam) on a
+// batch of 128 for every model cmd/train knows, with its preset's network
+// and objective: sub-benchmarks model=NAME, reporting images/s.
 func BenchmarkTrain(b *testing.B) {
+	for _, name := range train.Models {
+		cfg, err := train.Preset(name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run("model="+name, func(b *testing.B) { benchTrain(b, cfg.Arch, cfg.Objective) })
+	}
+}
+
+func benchTrain(b *testing.B, arch *model.Arch, obj model.Objective) {
 	const batch = 128
-	p := model.ArchConv.InitParams(1)
-	tg, err := model.NewTrainGraph(model.ArchConv, p, batch, model.Objective{})
+	p := arch.InitParams(1)
+	tg, err := model.NewTrainGraph(arch, p, batch, obj)
 	if err != nil {
 		b.Fatal(err)
 	}
 	vm := G.NewTapeMachine(tg.G, G.BindDualValues(tg.Learnables...))
 	defer vm.Close()
-	solver := G.NewAdamSolver(G.WithLearnRate(1e-3))
-	x := tensor.New(tensor.WithShape(batch, 1, 28, 28), tensor.Of(tensor.Float32))
+	solver := train.NewAdam(1e-3) // as cmd/train steps
+	learnables := G.NodesToValueGrads(tg.Learnables)
+	x := tensor.New(tensor.WithShape(tg.X.Shape()...), tensor.Of(tensor.Float32))
+	t := tensor.New(tensor.WithShape(tg.T.Shape()...), tensor.Of(tensor.Float32))
 	rng := rand.New(rand.NewSource(1))
 	for i, d := 0, x.Data().([]float32); i < len(d); i++ {
 		d[i] = rng.Float32()
+	}
+	if arch.Task == model.TaskClassifier {
+		td, classes := t.Data().([]float32), arch.Classes()
+		for k := 0; k < batch; k++ {
+			td[k*classes+k%classes] = 1
+		}
+	} else {
+		copy(t.Data().([]float32), x.Data().([]float32))
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if err := G.Let(tg.X, x); err != nil {
 			b.Fatal(err)
 		}
-		if err := G.Let(tg.T, x); err != nil {
+		if err := G.Let(tg.T, t); err != nil {
 			b.Fatal(err)
 		}
 		if err := vm.RunAll(); err != nil {
 			b.Fatal(err)
 		}
-		if err := solver.Step(G.NodesToValueGrads(tg.Learnables)); err != nil {
+		if err := solver.Step(learnables); err != nil {
 			b.Fatal(err)
 		}
 		vm.Reset()

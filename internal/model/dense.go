@@ -148,8 +148,27 @@ func (op *denseOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, erro
 		transpose(w, op.wt, op.d.Out, op.d.In)
 		op.packedFrom = &w[0]
 	}
-	denseForwardT(op.d, in[0], op.wt, in[2], y, n, op.act)
+	if op.constW { // inference: the runner shares out the batches
+		denseForwardT(op.d, in[0], op.wt, in[2], y, n, op.act)
+		return out, nil
+	}
+	x, wt, b, d := in[0], op.wt, in[2], op.d
+	splitRows(n, n*d.In*d.Out, func(lo, hi int) {
+		denseForwardT(d, x[lo*d.In:hi*d.In], wt, b, y[lo*d.Out:hi*d.Out], hi-lo, op.act)
+	})
 	return out, nil
+}
+
+// splitRows runs fn over rows [0,n) shared out across the cores, when the
+// product (work multiply-adds) pays for the hand-off. The training graph's
+// dense products were one GEMM on one core each; each worker computes its
+// own rows of the product.
+func splitRows(n, work int, fn func(lo, hi int)) {
+	p := 1
+	if work >= 1<<17 {
+		p = workers(n)
+	}
+	parallelChunks(n, p*trainChunks/2, p, func(_, _, lo, hi int) { fn(lo, hi) })
 }
 func (op *denseOp) DiffWRT(int) []bool { return []bool{!op.dataInput, true, true} }
 func (op *denseOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
@@ -211,7 +230,10 @@ func (op *denseInputGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Va
 	s := op.xShape.Clone()
 	s[0] = n
 	out, dx := op.dest(prealloc, s)
-	sgemm(false, false, n, op.d.In, op.d.Out, in[0], op.d.Out, in[1], op.d.In, 0, dx, op.d.In)
+	gz, w, d := in[0], in[1], op.d
+	splitRows(n, n*d.In*d.Out, func(lo, hi int) {
+		sgemm(false, false, hi-lo, d.In, d.Out, gz[lo*d.Out:], d.Out, w, d.In, 0, dx[lo*d.In:], d.In)
+	})
 	return out, nil
 }
 
@@ -242,7 +264,11 @@ func (op *denseWeightGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.V
 	}
 	n := batchOf(vs[0])
 	out, dw := op.dest(prealloc, tensor.Shape(op.d.wShape()))
-	sgemm(true, false, op.d.Out, op.d.In, n, in[1], op.d.Out, in[0], op.d.In, 0, dw, op.d.In)
+	x, gz, d := in[0], in[1], op.d
+	// Rows of dW: output units, columns of gz.
+	splitRows(d.Out, n*d.In*d.Out, func(lo, hi int) {
+		sgemm(true, false, hi-lo, d.In, n, gz[lo:], d.Out, x, d.In, 0, dw[lo*d.In:], d.In)
+	})
 	return out, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 )
 
 // The kernels below work on one image at a time in NCHW layout, as plain
@@ -176,6 +177,60 @@ func actGrad(act Activation, y, dy, dst []float32) {
 		copy(dst, dy)
 	}
 }
+
+// trainChunks is how many pieces the training graph's per-image loops cut
+// a batch into: more than there are cores, so that a core that comes free
+// (the machine is shared; another process may hold the other core for a
+// while) takes the next piece rather than waiting for a fixed half, and a
+// fixed number, so that reductions summed per piece, in piece order, give
+// the same result whatever the scheduling and the core count.
+const trainChunks = 8
+
+// parallelChunks runs fn over [0,n) cut into chunks contiguous pieces
+// (fewer if n is smaller), which p workers take in turn as they come free.
+// worker indexes the caller's per-worker buffers (< p), chunk the piece.
+func parallelChunks(n, chunks, p int, fn func(worker, chunk, lo, hi int)) {
+	chunks = min(chunks, n)
+	if chunks <= 0 {
+		return
+	}
+	p = max(min(p, chunks), 1)
+	if p == 1 {
+		for c := 0; c < chunks; c++ {
+			fn(0, c, c*n/chunks, (c+1)*n/chunks)
+		}
+		return
+	}
+	var next atomic.Int64
+	parallel(p, p, func(worker, _, _ int) {
+		for {
+			c := int(next.Add(1)) - 1
+			if c >= chunks {
+				return
+			}
+			fn(worker, c, c*n/chunks, (c+1)*n/chunks)
+		}
+	})
+}
+
+// parallelFrom runs fn over [0,n) split across the cores when n is at
+// least minN, inline below that, where a hand-off would cost more than it
+// saves, and returns the number of workers. The pieces (see
+// parallelChunks) go to whichever core is free. For the training graph's
+// elementwise ops, which the tape machine runs one at a time on one
+// goroutine, and which reduce nothing.
+func parallelFrom(n, minN int, fn func(worker, lo, hi int)) int {
+	p := 1
+	if n >= minN {
+		p = workers(n)
+	}
+	parallelChunks(n, p*trainChunks/2, p, func(w, _, lo, hi int) { fn(w, lo, hi) })
+	return p
+}
+
+// parElems is the number of float32 elements under which an elementwise op
+// stays on one core.
+const parElems = 1 << 14
 
 // ranger computes items [lo, hi) as worker w of a parallel call.
 type ranger interface{ run(w, lo, hi int) }

@@ -191,7 +191,9 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 	}
 	x, w := inputs[0], inputs[1]
 	gz := grad
-	if op.act != ActNone {
+	if pg, ok := grad.Op().(*maxPoolGradOp); ok && pg.reluOf == op {
+		// The pool's gradient already applied this layer's ReLU.
+	} else if op.act != ActNone {
 		var err error
 		if gz, err = G.ApplyOp(&actGradOp{act: op.act}, output, grad); err != nil {
 			return nil, err
@@ -252,7 +254,8 @@ func (op *actGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, er
 		return nil, err
 	}
 	out, d := op.dest(prealloc, vs[0].Shape())
-	actGrad(op.act, in[0], in[1], d)
+	y, dy := in[0], in[1]
+	parallelFrom(len(y), parElems, func(_, lo, hi int) { actGrad(op.act, y[lo:hi], dy[lo:hi], d[lo:hi]) })
 	return out, nil
 }
 
@@ -289,7 +292,7 @@ func (op *convInputGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Val
 		if op.packed == nil {
 			op.packed = make([]float32, op.l.wLen())
 		}
-		op.l.packTaps(in[1], op.packed)
+		op.l.packTapsT(in[1], op.packed)
 		op.l.inputGradFastT(in[0], op.packed, dx, n, &op.sc)
 		return out, nil
 	}
@@ -311,6 +314,7 @@ func (op *convInputGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Val
 type convFilterGradOp struct {
 	opBase
 	l           layer
+	pads        padBufs
 	cols, parts scratch
 }
 
@@ -330,7 +334,7 @@ func (op *convFilterGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Va
 	}
 	out, dw := op.dest(prealloc, tensor.Shape(op.l.wShape()))
 	if op.l.fastGrad() {
-		op.l.filterGradFast(in[0], in[1], dw, batchOf(vs[0]), &op.cols, &op.parts)
+		op.l.filterGradFast(in[0], in[1], dw, batchOf(vs[0]), &op.pads, &op.cols, &op.parts)
 		return out, nil
 	}
 	op.l.filterGrad(in[0], in[1], dw, batchOf(vs[0]), &op.cols, &op.parts)
@@ -358,7 +362,12 @@ func (op *biasGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, e
 	}
 	s := vs[0].Shape()
 	out, db := op.dest(prealloc, tensor.Shape{op.c})
-	biasGrad(in[0], db, s[0], op.c, s[2]*s[3])
+	gz, n, hw := in[0], s[0], s[2]*s[3]
+	if len(gz) < parElems {
+		biasGrad(gz, db, n, op.c, hw)
+		return out, nil
+	}
+	parallel(op.c, workers(op.c), func(_, lo, hi int) { biasGradChannels(gz, db, n, op.c, hw, lo, hi) })
 	return out, nil
 }
 
@@ -386,23 +395,45 @@ func (op *maxPoolOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, er
 	}
 	s := vs[0].Shape()
 	out, y := op.dest(prealloc, tensor.Shape{s[0], s[1], s[2] / 2, s[3] / 2})
-	maxPool2(in[0], y, s[0]*s[1], s[2], s[3])
+	x, planes, h, w := in[0], s[0]*s[1], s[2], s[3]
+	parallelFrom(planes, parElems/(h*w), func(_, lo, hi int) {
+		maxPool2(x[lo*h*w:hi*h*w], y[lo*h*w/4:hi*h*w/4], hi-lo, h, w)
+	})
 	return out, nil
 }
 func (op *maxPoolOp) DiffWRT(int) []bool { return []bool{true} }
 func (op *maxPoolOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&maxPoolGradOp{}, inputs[0], grad)
+	pg := &maxPoolGradOp{}
+	if c, ok := inputs[0].Op().(*convOp); ok && c.act == ActReLU && !c.pool {
+		// Pooling a ReLU convolution: fold the ReLU's gradient into the
+		// pool's, and the convolution skips its own activation gradient (a
+		// whole pass over the unpooled maps).
+		pg.reluOf = c
+	}
+	dx, err := G.ApplyOp(pg, inputs[0], grad)
 	if err != nil {
 		return nil, err
 	}
 	return G.Nodes{dx}, nil
 }
 
-type maxPoolGradOp struct{ opBase }
+// maxPoolGradOp routes the pooled gradient to each window's maximum. With
+// reluOf, x is that convolution's ReLU output and the gradient is routed
+// only where the maximum is positive: the ReLU's gradient too, which the
+// convolution then leaves out (see convOp.SymDiff).
+type maxPoolGradOp struct {
+	opBase
+	reluOf *convOp
+}
 
-func (op *maxPoolGradOp) Arity() int            { return 2 }
-func (op *maxPoolGradOp) Type() hm.Type         { return hm.NewFnType(t4, t4, t4) }
-func (op *maxPoolGradOp) String() string        { return "MaxPool2x2Grad" }
+func (op *maxPoolGradOp) Arity() int    { return 2 }
+func (op *maxPoolGradOp) Type() hm.Type { return hm.NewFnType(t4, t4, t4) }
+func (op *maxPoolGradOp) String() string {
+	if op.reluOf != nil {
+		return "MaxPool2x2Grad+ReLU"
+	}
+	return "MaxPool2x2Grad"
+}
 func (op *maxPoolGradOp) Hashcode() uint32      { return hashOf(op) }
 func (op *maxPoolGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op *maxPoolGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
@@ -420,7 +451,10 @@ func (op *maxPoolGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value
 	}
 	s := vs[0].Shape()
 	out, dx := op.dest(prealloc, s)
-	maxPool2Grad(in[0], in[1], dx, s[0]*s[1], s[2], s[3])
+	x, dy, planes, h, w := in[0], in[1], s[0]*s[1], s[2], s[3]
+	parallelFrom(planes, parElems/(h*w), func(_, lo, hi int) {
+		maxPool2Grad(x[lo*h*w:hi*h*w], dy[lo*h*w/4:hi*h*w/4], dx[lo*h*w:hi*h*w], hi-lo, h, w, op.reluOf != nil)
+	})
 	return out, nil
 }
 
@@ -452,7 +486,18 @@ func (op *bceOp) Do(vs ...G.Value) (G.Value, error) {
 	if len(in[0]) != len(in[1]) {
 		return nil, fmt.Errorf("%s: %d logits, %d targets", op, len(in[0]), len(in[1]))
 	}
-	return G.NewF32(float32(bceLogits(in[0], in[1]) / float64(len(in[0])))), nil
+	z, t := in[0], in[1]
+	p := 1
+	if len(z) >= parElems {
+		p = workers(len(z))
+	}
+	parts := make([]float64, trainChunks)
+	parallelChunks(len(z), trainChunks, p, func(_, c, lo, hi int) { parts[c] = bceLogits(z[lo:hi], t[lo:hi]) })
+	var sum float64
+	for _, v := range parts { // in piece order: reproducible
+		sum += v
+	}
+	return G.NewF32(float32(sum / float64(len(z)))), nil
 }
 func (op *bceOp) DiffWRT(int) []bool { return []bool{true, false} }
 func (op *bceOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
@@ -490,7 +535,8 @@ func (op *bceGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, er
 		return nil, err
 	}
 	out, dz := op.dest(prealloc, vs[0].Shape())
-	bceLogitsGrad(in[0], in[1], dz, in[2][0]/float32(len(in[0])))
+	z, t, scale := in[0], in[1], in[2][0]/float32(len(in[0]))
+	parallelFrom(len(z), parElems, func(_, lo, hi int) { bceLogitsGrad(z[lo:hi], t[lo:hi], dz[lo:hi], scale) })
 	return out, nil
 }
 

@@ -315,6 +315,28 @@ func gradCases() []gradCase {
 	}
 	cases = append(cases, denseGradCases()...)
 	cases = append(cases, gaussianGradCases()...)
+	for _, tc := range []struct {
+		name string
+		l    layer
+	}{{"conv-2to3-relu-pool", convSame(2, 3, 4, 6)}, {"conv-8to8-relu-pool", convSame(8, 8, 4, 6)}} {
+		// A ReLU convolution followed by a pool: the pool's gradient takes
+		// the ReLU's over (maxPoolGradOp.reluOf).
+		l, n := tc.l, 2
+		cases = append(cases, gradCase{
+			name:   tc.name,
+			shapes: [][]int{{n, l.Cin, l.H, l.W}, l.wShape(), {l.Cout}},
+			apply: func(in G.Nodes) (*G.Node, error) {
+				y, err := G.ApplyOp(&convOp{l: l, act: ActReLU}, in[0], in[1], in[2])
+				if err != nil {
+					return nil, err
+				}
+				return maxPool(y)
+			},
+			ref: func(in [][]float64) []float64 {
+				return refPool(refLayer(l, ActReLU, in[0], in[1], in[2], n), n*l.Cout, l.OH, l.OW)
+			},
+		})
+	}
 	cases = append(cases, gradCase{
 		name:   "maxpool",
 		shapes: [][]int{{2, 3, 4, 6}},

@@ -33,3 +33,7 @@ func sgemm(tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int,
 		(*C.float)(unsafe.Pointer(&a[0])), C.blasint(lda), (*C.float)(unsafe.Pointer(&b[0])), C.blasint(ldb),
 		C.float(beta), (*C.float)(unsafe.Pointer(&c[0])), C.blasint(ldc))
 }
+
+// sgemmTransposes reports whether sgemm takes transposed operands at no
+// extra cost: OpenBLAS reads transposed operands in place.
+const sgemmTransposes = true

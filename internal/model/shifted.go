@@ -72,14 +72,8 @@ func (l layer) padGeom() padGeom {
 	return padGeom{pw: pw, chStride: (l.H+1)*pw + 1, top: 1, gridLen: l.H * pw}
 }
 
-// pad copies one image [Cin,H,W] into the zeroed padded buffer.
-func (l layer) pad(x, xp []float32, pg padGeom) {
-	clear(xp)
-	l.padInterior(x, xp, pg)
-}
-
-// padInterior copies one image into a padded buffer whose border is already
-// zero: see padBufs.
+// padInterior copies one image [Cin,H,W] into a padded buffer whose border
+// is already zero: see padBufs.
 func (l layer) padInterior(x, xp []float32, pg padGeom) {
 	for c := 0; c < l.Cin; c++ {
 		vec.CopyRows(xp[c*pg.chStride+pg.top*pg.pw+pg.top:], x[c*l.H*l.W:], l.H, l.W, pg.pw, l.W)
@@ -399,42 +393,88 @@ func (l layer) phases() [][][3]int {
 	return convTPhases[:]
 }
 
-// filterGradFast computes dw (the layer's weight layout) from x and gz.
-func (l layer) filterGradFast(x, gz, dw []float32, n int, bufs, parts *scratch) {
+// gridOfT is gridOf transposed: the grid laid out position-major,
+// ggT[pos·Cout+co], junk columns zero. With it each tap's filter gradient
+// xpad_tap · ggT is an untransposed product.
+func (l layer) gridOfT(gz, ggT []float32, pg padGeom, phase int) {
+	c := l.Cout
+	rows, cols := l.OH, l.OW
+	if l.kind != kindConv {
+		rows, cols = l.H, l.W
+	}
+	a, b := phase/2, phase%2
+	for h := 0; h < rows; h++ {
+		row := ggT[h*pg.pw*c:][:pg.pw*c]
+		for co := 0; co < c; co++ {
+			plane := gz[co*l.OH*l.OW:][:l.OH*l.OW]
+			if l.kind == kindConv {
+				for w, v := range plane[h*l.OW:][:cols] {
+					row[w*c+co] = v
+				}
+				continue
+			}
+			src := plane[(2*h+a)*l.OW+b:][:2*cols-1]
+			for w := 0; w < cols; w++ {
+				row[w*c+co] = src[2*w]
+			}
+		}
+		clear(row[cols*c:])
+	}
+}
+
+// filterGradFast computes dw (the layer's weight layout) from x and gz:
+// per tap, dW_tapᵀ [Cin, Cout] = xpad_tap [Cin, grid] · ggT [grid, Cout],
+// untransposed for vec's kernel; with a BLAS that reads transposed operands
+// itself (sgemmTransposes), dW_tap = gg · xpad_tapᵀ instead, which spares
+// the transposition of gz.
+func (l layer) filterGradFast(x, gz, dw []float32, n int, pads *padBufs, bufs, parts *scratch) {
 	pg := l.padGeom()
 	inL, outL, wL := l.inLen(), l.outLen(), l.wLen()
-	p := workers(n)
-	bufs.reserve(2 * p)
-	parts.reserve(p)
-	for w := 0; w < p; w++ {
-		clear(parts.get(w, wL))
+	p, chunks := workers(n), min(n, trainChunks)
+	pads.reserve(p)
+	bufs.reserve(p)
+	parts.reserve(chunks)
+	for c := 0; c < chunks; c++ {
+		parts.get(c, wL) // allocated here: the workers only write
 	}
-	parallel(n, p, func(worker, lo, hi int) {
-		xp := bufs.get(worker, l.Cin*pg.chStride)
-		gg := bufs.get(p+worker, l.Cout*pg.gridLen)
-		pt := parts.get(worker, wL) // per tap [Cout, Cin]
+	parallelChunks(n, chunks, p, func(worker, chunk, lo, hi int) {
+		xp := pads.get(worker, l.Cin*pg.chStride)
+		gg := bufs.get(worker, l.Cout*pg.gridLen)
+		pt := parts.get(chunk, wL) // per tap [Cin, Cout], or [Cout, Cin] with sgemmTransposes
+		clear(pt)
 		for i := lo; i < hi; i++ {
-			l.pad(x[i*inL:(i+1)*inL], xp, pg)
+			l.padInterior(x[i*inL:(i+1)*inL], xp, pg)
 			for ph, taps := range l.phases() {
-				l.gridOf(gz[i*outL:(i+1)*outL], gg, pg, ph)
+				if sgemmTransposes {
+					l.gridOf(gz[i*outL:(i+1)*outL], gg, pg, ph)
+				} else {
+					l.gridOfT(gz[i*outL:(i+1)*outL], gg, pg, ph)
+				}
 				for _, t := range taps {
 					off := t[1]*pg.pw + t[2]
-					sgemm(false, true, l.Cout, l.Cin, pg.gridLen, gg, pg.gridLen, xp[off:], pg.chStride, 1, pt[t[0]*l.Cout*l.Cin:], l.Cin)
+					if sgemmTransposes {
+						sgemm(false, true, l.Cout, l.Cin, pg.gridLen, gg, pg.gridLen, xp[off:], pg.chStride, 1, pt[t[0]*l.Cout*l.Cin:], l.Cin)
+						continue
+					}
+					sgemm(false, false, l.Cin, l.Cout, pg.gridLen, xp[off:], pg.chStride, gg, l.Cout, 1, pt[t[0]*l.Cout*l.Cin:], l.Cout)
 				}
 			}
 		}
 	})
-	// Sum the workers' parts in order, then unpack taps to the weight layout.
+	// Sum the pieces' parts in order, then unpack taps to the weight layout.
 	sum := parts.get(0, wL)
-	for w := 1; w < p; w++ {
-		for i, v := range parts.get(w, wL) {
+	for c := 1; c < chunks; c++ {
+		for i, v := range parts.get(c, wL) {
 			sum[i] += v
 		}
 	}
 	for tap := 0; tap < 9; tap++ {
-		for co := 0; co < l.Cout; co++ {
-			for ci := 0; ci < l.Cin; ci++ {
-				v := sum[(tap*l.Cout+co)*l.Cin+ci]
+		for ci := 0; ci < l.Cin; ci++ {
+			for co := 0; co < l.Cout; co++ {
+				v := sum[(tap*l.Cin+ci)*l.Cout+co]
+				if sgemmTransposes {
+					v = sum[(tap*l.Cout+co)*l.Cin+ci]
+				}
 				if l.kind == kindConv {
 					dw[(co*l.Cin+ci)*9+tap] = v
 				} else {
@@ -445,13 +485,31 @@ func (l layer) filterGradFast(x, gz, dw []float32, n int, bufs, parts *scratch) 
 	}
 }
 
-// inputGradFastT computes a transposed convolution's input gradient.
-func (l layer) inputGradFastT(gz, packed, dx []float32, n int, bufs *scratch) {
+// packTapsT is packTaps transposed: 9 row-major [Cin, Cout] matrices.
+func (l layer) packTapsT(w, dst []float32) {
+	for co := 0; co < l.Cout; co++ {
+		for ci := 0; ci < l.Cin; ci++ {
+			var src []float32
+			if l.kind == kindConv {
+				src = w[(co*l.Cin+ci)*9:][:9]
+			} else {
+				src = w[(ci*l.Cout+co)*9:][:9]
+			}
+			for tap, v := range src {
+				dst[(tap*l.Cin+ci)*l.Cout+co] = v
+			}
+		}
+	}
+}
+
+// inputGradFastT computes a transposed convolution's input gradient, with
+// the weights packed by packTapsT.
+func (l layer) inputGradFastT(gz, packedT, dx []float32, n int, bufs *scratch) {
 	pg := l.padGeom()
 	inL, outL := l.inLen(), l.outLen()
 	p := workers(n)
 	bufs.reserve(2 * p)
-	parallel(n, p, func(worker, lo, hi int) {
+	parallelChunks(n, trainChunks, p, func(worker, _, lo, hi int) {
 		dxp := bufs.get(worker, l.Cin*pg.chStride)
 		gg := bufs.get(p+worker, l.Cout*pg.gridLen)
 		for i := lo; i < hi; i++ {
@@ -460,7 +518,7 @@ func (l layer) inputGradFastT(gz, packed, dx []float32, n int, bufs *scratch) {
 				l.gridOf(gz[i*outL:(i+1)*outL], gg, pg, ph)
 				for _, t := range taps {
 					off := t[1]*pg.pw + t[2]
-					sgemm(true, false, l.Cin, pg.gridLen, l.Cout, packed[t[0]*l.Cout*l.Cin:], l.Cin, gg, pg.gridLen, 1, dxp[off:], pg.chStride)
+					sgemm(false, false, l.Cin, pg.gridLen, l.Cout, packedT[t[0]*l.Cout*l.Cin:], l.Cout, gg, pg.gridLen, 1, dxp[off:], pg.chStride)
 				}
 			}
 			l.unpad(dxp, dx[i*inL:(i+1)*inL], pg)

@@ -127,7 +127,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	tg.SeedNoise(cfg.Seed + 1)
 	vm := G.NewTapeMachine(tg.G, G.BindDualValues(tg.Learnables...))
 	defer vm.Close()
-	solver := G.NewAdamSolver(G.WithLearnRate(cfg.LR))
+	solver := NewAdam(cfg.LR)
+	learnables := G.NodesToValueGrads(tg.Learnables)
 
 	rng := rand.New(rand.NewSource(cfg.Seed))
 	bs := cfg.BatchSize
@@ -205,7 +206,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				return nil, fmt.Errorf("train: epoch %d step %d: loss is %v", epoch, step, loss)
 			}
 			sum += loss
-			if err := solver.Step(G.NodesToValueGrads(tg.Learnables)); err != nil {
+			if err := solver.Step(learnables); err != nil {
 				return nil, fmt.Errorf("train: adam: %w", err)
 			}
 			vm.Reset()

@@ -1,5 +1,9 @@
 package vec
 
+// HasSgemm reports whether Sgemm runs on the path in use (it declines on
+// PathGo).
+func HasSgemm() bool { return level >= lvlAVX2 }
+
 // Sgemm computes C = A·B + beta·C for row-major A [m×k], B [k×n] and C
 // [m×n] with row strides lda, ldb and ldc, without transposes: the products
 // the inference kernels make. It reports false, doing nothing, when this
@@ -14,7 +18,7 @@ package vec
 // terms of a sum in the same order with the same roundings, so they agree
 // bit for bit.
 func Sgemm(m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) bool {
-	if level < lvlAVX2 {
+	if !HasSgemm() {
 		return false
 	}
 	if m <= 0 || n <= 0 {
