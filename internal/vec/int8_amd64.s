@@ -1,0 +1,197 @@
+#include "textflag.h"
+
+// Int8 products with AVX-512 VNNI (see int8.go for the layouts). A tile is 4
+// rows × 32 columns, its 8 sums in Z0–Z7 over the whole k loop: per k-block
+// two 16-column loads of B (masked at the right edge, so a partial tile
+// reads and writes nothing past column n), four broadcasts of A's rows'
+// 4-byte groups, and eight VPDPBUSD (u8×s8, four products summed into each
+// int32 lane, without saturation). The two functions differ only in which
+// operand is the unsigned one.
+//
+// Called with m a positive multiple of 4, n ≥ 1 and nkb ≥ 1 (int8.go checks).
+
+// A signed (broadcast, VPDPBUSD's s8 operand), B unsigned (loaded, its u8 operand).
+// func gemmS8U8VNNI(c *int32, ldc int, a *int8, b *uint8, boff *int32, nkb, m, n int)
+TEXT ·gemmS8U8VNNI(SB), NOSPLIT, $0-64
+	MOVQ c+0(FP), DI
+	MOVQ ldc+8(FP), R9
+	SHLQ $2, R9
+	MOVQ a+16(FP), SI
+	MOVQ b+24(FP), BX
+	MOVQ boff+32(FP), R11
+	MOVQ nkb+40(FP), R12
+	MOVQ m+48(FP), R13
+	MOVQ n+56(FP), R14
+
+gemmS8U8VNNI_rows:
+	XORQ CX, CX
+
+gemmS8U8VNNI_cols:
+	// Masks of the tile's two 16-column halves: rem = min(n−col, 32).
+	MOVQ    R14, AX
+	SUBQ    CX, AX
+	MOVQ    $32, DX
+	CMPQ    AX, DX
+	CMOVQGT DX, AX
+	MOVQ    $0xffff, DX
+	BZHIQ   AX, DX, R8
+	KMOVW   R8, K1
+	SUBQ    $16, AX
+	XORQ    R8, R8
+	CMPQ    AX, R8
+	CMOVQLT R8, AX
+	BZHIQ   AX, DX, R8
+	KMOVW   R8, K2
+
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+
+	LEAQ (BX)(CX*4), R10 // column col of every k-block
+	MOVQ SI, R8          // the row block's panel
+	MOVQ R11, DX
+	MOVQ R12, AX
+
+gemmS8U8VNNI_k:
+	MOVLQSX      (DX), R15
+	ADDQ         R10, R15
+	VMOVDQU32.Z  (R15), K1, Z16
+	VMOVDQU32.Z  64(R15), K2, Z17
+	VPBROADCASTD (R8), Z20
+	VPBROADCASTD 4(R8), Z21
+	VPBROADCASTD 8(R8), Z22
+	VPBROADCASTD 12(R8), Z23
+	VPDPBUSD Z20, Z16, Z0
+	VPDPBUSD Z20, Z17, Z1
+	VPDPBUSD Z21, Z16, Z2
+	VPDPBUSD Z21, Z17, Z3
+	VPDPBUSD Z22, Z16, Z4
+	VPDPBUSD Z22, Z17, Z5
+	VPDPBUSD Z23, Z16, Z6
+	VPDPBUSD Z23, Z17, Z7
+	ADDQ         $16, R8
+	ADDQ         $4, DX
+	DECQ         AX
+	JNZ          gemmS8U8VNNI_k
+
+	LEAQ      (DI)(CX*4), R15
+	VMOVDQU32 Z0, K1, (R15)
+	VMOVDQU32 Z1, K2, 64(R15)
+	ADDQ      R9, R15
+	VMOVDQU32 Z2, K1, (R15)
+	VMOVDQU32 Z3, K2, 64(R15)
+	ADDQ      R9, R15
+	VMOVDQU32 Z4, K1, (R15)
+	VMOVDQU32 Z5, K2, 64(R15)
+	ADDQ      R9, R15
+	VMOVDQU32 Z6, K1, (R15)
+	VMOVDQU32 Z7, K2, 64(R15)
+
+	ADDQ $32, CX
+	CMPQ CX, R14
+	JLT  gemmS8U8VNNI_cols
+
+	MOVQ R8, SI // the next row block's panel
+	LEAQ (DI)(R9*4), DI
+	SUBQ $4, R13
+	JGT  gemmS8U8VNNI_rows
+	VZEROUPPER
+	RET
+
+// A unsigned (broadcast), B signed (loaded).
+// func gemmU8S8VNNI(c *int32, ldc int, a *uint8, b *int8, boff *int32, nkb, m, n int)
+TEXT ·gemmU8S8VNNI(SB), NOSPLIT, $0-64
+	MOVQ c+0(FP), DI
+	MOVQ ldc+8(FP), R9
+	SHLQ $2, R9
+	MOVQ a+16(FP), SI
+	MOVQ b+24(FP), BX
+	MOVQ boff+32(FP), R11
+	MOVQ nkb+40(FP), R12
+	MOVQ m+48(FP), R13
+	MOVQ n+56(FP), R14
+
+gemmU8S8VNNI_rows:
+	XORQ CX, CX
+
+gemmU8S8VNNI_cols:
+	// Masks of the tile's two 16-column halves: rem = min(n−col, 32).
+	MOVQ    R14, AX
+	SUBQ    CX, AX
+	MOVQ    $32, DX
+	CMPQ    AX, DX
+	CMOVQGT DX, AX
+	MOVQ    $0xffff, DX
+	BZHIQ   AX, DX, R8
+	KMOVW   R8, K1
+	SUBQ    $16, AX
+	XORQ    R8, R8
+	CMPQ    AX, R8
+	CMOVQLT R8, AX
+	BZHIQ   AX, DX, R8
+	KMOVW   R8, K2
+
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+
+	LEAQ (BX)(CX*4), R10 // column col of every k-block
+	MOVQ SI, R8          // the row block's panel
+	MOVQ R11, DX
+	MOVQ R12, AX
+
+gemmU8S8VNNI_k:
+	MOVLQSX      (DX), R15
+	ADDQ         R10, R15
+	VMOVDQU32.Z  (R15), K1, Z16
+	VMOVDQU32.Z  64(R15), K2, Z17
+	VPBROADCASTD (R8), Z20
+	VPBROADCASTD 4(R8), Z21
+	VPBROADCASTD 8(R8), Z22
+	VPBROADCASTD 12(R8), Z23
+	VPDPBUSD Z16, Z20, Z0
+	VPDPBUSD Z17, Z20, Z1
+	VPDPBUSD Z16, Z21, Z2
+	VPDPBUSD Z17, Z21, Z3
+	VPDPBUSD Z16, Z22, Z4
+	VPDPBUSD Z17, Z22, Z5
+	VPDPBUSD Z16, Z23, Z6
+	VPDPBUSD Z17, Z23, Z7
+	ADDQ         $16, R8
+	ADDQ         $4, DX
+	DECQ         AX
+	JNZ          gemmU8S8VNNI_k
+
+	LEAQ      (DI)(CX*4), R15
+	VMOVDQU32 Z0, K1, (R15)
+	VMOVDQU32 Z1, K2, 64(R15)
+	ADDQ      R9, R15
+	VMOVDQU32 Z2, K1, (R15)
+	VMOVDQU32 Z3, K2, 64(R15)
+	ADDQ      R9, R15
+	VMOVDQU32 Z4, K1, (R15)
+	VMOVDQU32 Z5, K2, 64(R15)
+	ADDQ      R9, R15
+	VMOVDQU32 Z6, K1, (R15)
+	VMOVDQU32 Z7, K2, 64(R15)
+
+	ADDQ $32, CX
+	CMPQ CX, R14
+	JLT  gemmU8S8VNNI_cols
+
+	MOVQ R8, SI // the next row block's panel
+	LEAQ (DI)(R9*4), DI
+	SUBQ $4, R13
+	JGT  gemmU8S8VNNI_rows
+	VZEROUPPER
+	RET
