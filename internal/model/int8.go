@@ -221,27 +221,11 @@ func newQ8Layer(l Layer, w, b []float32, final bool) *q8Layer {
 }
 
 // actScale is the per-image activation scale: max(x)/255, or 0 when no
-// value is above 0 (everything quantises to 0).
+// value is above 0 or the largest is infinite (everything quantises to 0).
 func actScale(x []float32) float32 {
-	var m float32
-	for _, v := range x {
-		m = max(m, v)
-	}
-	if !(m > 0) || math.IsInf(float64(m), 1) {
+	m := vec.MaxPositive(x)
+	if m == 0 || math.IsInf(float64(m), 1) {
 		return 0
 	}
 	return m / 255
-}
-
-// quantU8 is v/s rounded to the nearest of 0…255 (below 0 and NaN: 0);
-// inv = 1/s.
-func quantU8(v, inv float32) uint8 {
-	v *= inv
-	if !(v > 0) {
-		return 0
-	}
-	if v >= 254.5 {
-		return 255
-	}
-	return uint8(v + 0.5)
 }

@@ -146,13 +146,22 @@ func (j *q8ConvJob) run(worker, lo, hi int) {
 			inv = 1 / sx
 		}
 		// Quantise into the interior: channel c at lane c%4 of group c/4.
-		for c := 0; c < l.Cin; c++ {
-			g := xp[(c/4*pg.chStride+pg.top*pg.pw+pg.top)*4+c%4:]
-			plane := xi[c*l.H*l.W:][:l.H*l.W]
-			for h := 0; h < l.H; h++ {
-				row, dst := plane[h*l.W:][:l.W], g[h*pg.pw*4:]
-				for w, v := range row {
-					dst[4*w] = quantU8(v, inv)
+		hw := l.H * l.W
+		for c := 0; c < l.Cin; c += 4 {
+			g := xp[(c/4*pg.chStride+pg.top*pg.pw+pg.top)*4:]
+			if c+4 <= l.Cin {
+				for h := 0; h < l.H; h++ {
+					vec.QuantU8x4(g[h*pg.pw*4:], xi[c*hw+h*l.W:], hw, l.W, inv)
+				}
+				continue
+			}
+			for cc := c; cc < l.Cin; cc++ { // the last channels of fewer than 4
+				plane := xi[cc*hw:][:hw]
+				for h := 0; h < l.H; h++ {
+					row, dst := plane[h*l.W:][:l.W], g[h*pg.pw*4+cc%4:]
+					for w, v := range row {
+						dst[4*w] = vec.QuantU8(v, inv)
+					}
 				}
 			}
 		}
@@ -160,11 +169,7 @@ func (j *q8ConvJob) run(worker, lo, hi int) {
 			vec.GemmS8U8(grid, pg.gridLen, q.panels[ph], xp, q.boffs[ph], cout4, pg.gridLen)
 			fg := fgrid[ph*l.Cout*pg.gridLen:]
 			for co := 0; co < l.Cout; co++ {
-				f := sx * q.sw[co]
-				src, dst := grid[co*pg.gridLen:][:pg.gridLen], fg[co*pg.gridLen:][:pg.gridLen]
-				for t, v := range src {
-					dst[t] = float32(v) * f
-				}
+				vec.ScaleInt32(fg[co*pg.gridLen:][:pg.gridLen], grid[co*pg.gridLen:][:pg.gridLen], sx*q.sw[co])
 			}
 		}
 		yi := j.y[i*outL:][:outL]
@@ -212,7 +217,7 @@ func (j *q8DenseJob) run(worker, lo, hi int) {
 		for k := 0; k < nkb*4; k++ {
 			var v uint8
 			if k < d.In {
-				v = quantU8(xi[k], inv)
+				v = vec.QuantU8(xi[k], inv)
 			}
 			panel[base+k/4*16+k%4] = v
 		}

@@ -1,6 +1,9 @@
 package vec
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Integer GEMMs for int8 inference (AVX-512 VNNI's VPDPBUSD: unsigned bytes
 // times signed bytes, four adjacent products summed into an int32 lane).
@@ -102,4 +105,63 @@ func SetInt8Accelerated(on bool) bool {
 	prev := useVNNI
 	useVNNI = on && hasVNNI
 	return prev
+}
+
+// MaxPositive is the largest of 0 and x's values (NaN is never the
+// largest): an activation scale's numerator.
+func MaxPositive(x []float32) float32 {
+	if useVNNI && len(x) > 0 {
+		return maxPosVNNI(&x[0], len(x))
+	}
+	var m float32
+	for _, v := range x {
+		if v > m {
+			m = v
+		}
+	}
+	return m
+}
+
+// QuantU8 is v·inv rounded to the nearest of 0…255, ties to even (as the
+// conversion instruction rounds); below 0 and NaN give 0.
+func QuantU8(v, inv float32) uint8 {
+	v *= inv
+	if !(v > 0) {
+		return 0
+	}
+	return uint8(math.RoundToEven(float64(min(v, 255))))
+}
+
+// QuantU8x4 quantises four rows of n values, src[c·stride+j] for c < 4,
+// interleaved: dst[4j+c] = QuantU8(src[c·stride+j], inv). These are four
+// channels of a row of an image, as the int8 convolutions lay them out.
+func QuantU8x4(dst []uint8, src []float32, stride, n int, inv float32) {
+	if n <= 0 {
+		return
+	}
+	_, _ = dst[4*n-1], src[3*stride+n-1]
+	if useVNNI {
+		quantU8x4VNNI(&dst[0], &src[0], stride, n, inv)
+		return
+	}
+	for j := 0; j < n; j++ {
+		d := dst[4*j:][:4]
+		d[0], d[1], d[2], d[3] = QuantU8(src[j], inv), QuantU8(src[stride+j], inv), QuantU8(src[2*stride+j], inv), QuantU8(src[3*stride+j], inv)
+	}
+}
+
+// ScaleInt32 writes float32(src[i])·f to dst[i]: int32 sums back to
+// float32.
+func ScaleInt32(dst []float32, src []int32, f float32) {
+	if len(src) == 0 {
+		return
+	}
+	dst = dst[:len(src)]
+	if useVNNI {
+		scaleI32VNNI(&dst[0], &src[0], len(src), f)
+		return
+	}
+	for i, v := range src {
+		dst[i] = float32(v) * f
+	}
 }

@@ -195,3 +195,124 @@ gemmU8S8VNNI_k:
 	JGT  gemmU8S8VNNI_rows
 	VZEROUPPER
 	RET
+
+// TAILMASK sets K1 to the lanes of min(rem, 16) columns, rem = n − i
+// (n in R14, i in CX); clobbers AX and DX.
+#define TAILMASK \
+	MOVQ    R14, AX \
+	SUBQ    CX, AX \
+	MOVQ    $16, DX \
+	CMPQ    AX, DX \
+	CMOVQGT DX, AX \
+	MOVQ    $0xffff, DX \
+	BZHIQ   AX, DX, DX \
+	KMOVW   DX, K1
+
+// func maxPosVNNI(x *float32, n int) float32
+// The largest of 0 and x's values; NaN is never larger (VMAXPS keeps the
+// second operand, the running maximum, when either is NaN).
+TEXT ·maxPosVNNI(SB), NOSPLIT, $0-20
+	MOVQ   x+0(FP), SI
+	MOVQ   n+8(FP), R14
+	VPXORD Z0, Z0, Z0
+	XORQ   CX, CX
+	CMPQ   CX, R14
+	JGE    maxpos_reduce
+
+maxpos_loop:
+	TAILMASK
+	VMOVUPS.Z (SI)(CX*4), K1, Z1
+	VMAXPS    Z0, Z1, Z0
+	ADDQ      $16, CX
+	CMPQ      CX, R14
+	JLT       maxpos_loop
+
+maxpos_reduce:
+	VEXTRACTF32X8 $1, Z0, Y1
+	VMAXPS        Y1, Y0, Y0
+	VEXTRACTF128  $1, Y0, X1
+	VMAXPS        X1, X0, X0
+	VPSHUFD       $0x4e, X0, X1
+	VMAXPS        X1, X0, X0
+	VPSHUFD       $0xb1, X0, X1
+	VMAXPS        X1, X0, X0
+	VZEROUPPER
+	MOVSS         X0, ret+16(FP)
+	RET
+
+// func quantU8x4VNNI(dst *uint8, src *float32, stride, n int, inv float32)
+// dst[4j+c] = min(255, round-to-even(src[c·stride+j]·inv)), 0 for values
+// below 0 and NaN, for j < n and the four rows c = 0…3: four channels of
+// a row of pixels, interleaved as the int8 convolutions read them. VMINPS
+// with 255 first keeps NaN (so that the conversion makes it negative, then
+// 0) and keeps huge values from overflowing the conversion.
+TEXT ·quantU8x4VNNI(SB), NOSPLIT, $0-36
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         stride+16(FP), R8
+	SHLQ         $2, R8
+	MOVQ         n+24(FP), R14
+	VBROADCASTSS inv+32(FP), Z31
+	MOVL         $0x437f0000, AX // 255.0
+	VPBROADCASTD AX, Z30
+	VPXORD       Z29, Z29, Z29
+	LEAQ         (SI)(R8*2), R9  // rows 2 and 3 at (R9), (R9)(R8*1)
+	XORQ         CX, CX
+
+quant_loop:
+	TAILMASK
+	VMOVUPS.Z (SI)(CX*4), K1, Z0
+	LEAQ      (SI)(R8*1), R10
+	VMOVUPS.Z (R10)(CX*4), K1, Z1
+	VMOVUPS.Z (R9)(CX*4), K1, Z2
+	LEAQ      (R9)(R8*1), R10
+	VMOVUPS.Z (R10)(CX*4), K1, Z3
+	VMULPS    Z31, Z0, Z0
+	VMULPS    Z31, Z1, Z1
+	VMULPS    Z31, Z2, Z2
+	VMULPS    Z31, Z3, Z3
+	VMINPS    Z0, Z30, Z0
+	VMINPS    Z1, Z30, Z1
+	VMINPS    Z2, Z30, Z2
+	VMINPS    Z3, Z30, Z3
+	VCVTPS2DQ Z0, Z0
+	VCVTPS2DQ Z1, Z1
+	VCVTPS2DQ Z2, Z2
+	VCVTPS2DQ Z3, Z3
+	VPMAXSD   Z29, Z0, Z0
+	VPMAXSD   Z29, Z1, Z1
+	VPMAXSD   Z29, Z2, Z2
+	VPMAXSD   Z29, Z3, Z3
+	VPSLLD    $8, Z1, Z1
+	VPSLLD    $16, Z2, Z2
+	VPSLLD    $24, Z3, Z3
+	VPORD     Z1, Z0, Z0
+	VPORD     Z3, Z2, Z2
+	VPORD     Z2, Z0, Z0
+	VMOVDQU32 Z0, K1, (DI)(CX*4)
+	ADDQ      $16, CX
+	CMPQ      CX, R14
+	JLT       quant_loop
+	VZEROUPPER
+	RET
+
+// func scaleI32VNNI(dst *float32, src *int32, n int, f float32)
+// dst[i] = float32(src[i]) · f, each step rounded to nearest as in Go.
+TEXT ·scaleI32VNNI(SB), NOSPLIT, $0-28
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         n+16(FP), R14
+	VBROADCASTSS f+24(FP), Z31
+	XORQ         CX, CX
+
+scale_loop:
+	TAILMASK
+	VMOVDQU32.Z (SI)(CX*4), K1, Z0
+	VCVTDQ2PS   Z0, Z0
+	VMULPS      Z31, Z0, Z0
+	VMOVUPS     Z0, K1, (DI)(CX*4)
+	ADDQ        $16, CX
+	CMPQ        CX, R14
+	JLT         scale_loop
+	VZEROUPPER
+	RET

@@ -2,6 +2,7 @@ package vec
 
 import (
 	"fmt"
+	"math"
 	"math/rand"
 	"testing"
 )
@@ -145,4 +146,88 @@ func BenchmarkGemmS8U8(b *testing.B) {
 			b.ReportMetric(float64(2*tc.m*tc.n*4*tc.nkb)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GOPS")
 		})
 	}
+}
+
+// TestInt8Quantisation holds the quantisation and dequantisation kernels'
+// assembly to their portable loops bit for bit, on every length up to 70
+// (tails), with ties, negatives, NaN, infinities and huge values.
+func TestInt8Quantisation(t *testing.T) {
+	if !hasVNNI {
+		t.Skip("no AVX-512 VNNI: nothing to compare the portable path with")
+	}
+	defer SetInt8Accelerated(SetInt8Accelerated(true))
+	rng := rand.New(rand.NewSource(4))
+	special := []float32{0, float32(math.Copysign(0, -1)), 1, 2.5, 3.5, 254.5, 255.5, 256, 1e30, -1e30, float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), -3}
+	gen := func(n int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			if rng.Intn(5) == 0 {
+				x[i] = special[rng.Intn(len(special))]
+			} else {
+				x[i] = float32(rng.NormFloat64() * 100)
+			}
+		}
+		return x
+	}
+	both := func(f func()) {
+		SetInt8Accelerated(true)
+		f()
+		SetInt8Accelerated(false)
+		f()
+		SetInt8Accelerated(true)
+	}
+	for n := 0; n <= 70; n++ {
+		x := gen(n)
+		var got [2]float32
+		k := 0
+		both(func() { got[k] = MaxPositive(x); k++ })
+		if math.Float32bits(got[0]) != math.Float32bits(got[1]) {
+			t.Fatalf("MaxPositive n=%d: assembly %v, portable %v", n, got[0], got[1])
+		}
+		if n == 0 {
+			continue
+		}
+		stride := n + rng.Intn(5)
+		src := gen(3*stride + n)
+		var q [2][]uint8
+		k = 0
+		both(func() {
+			q[k] = make([]uint8, 4*n+3)
+			QuantU8x4(q[k], src, stride, n, 1)
+			k++
+		})
+		for i := range q[0] {
+			if q[0][i] != q[1][i] {
+				t.Fatalf("QuantU8x4 n=%d byte %d: assembly %d, portable %d (src %v)", n, i, q[0][i], q[1][i], src[(i%4)*stride+i/4])
+			}
+		}
+		ints := make([]int32, n)
+		for i := range ints {
+			ints[i] = int32(rng.Uint32())
+		}
+		var s [2][]float32
+		k = 0
+		both(func() {
+			s[k] = make([]float32, n+1)
+			ScaleInt32(s[k], ints, 1.7e-5)
+			k++
+		})
+		if i := slicesDiff(s[0], s[1]); i >= 0 {
+			t.Fatalf("ScaleInt32 n=%d value %d: assembly %v, portable %v", n, i, s[0][i], s[1][i])
+		}
+	}
+	for v, want := range map[float32]uint8{2.5: 2, 3.5: 4, 254.5: 254, 255.5: 255, -1: 0, 1e30: 255} {
+		if got := QuantU8(v, 1); got != want {
+			t.Errorf("QuantU8(%v) = %d, want %d", v, got, want)
+		}
+	}
+}
+
+func slicesDiff(a, b []float32) int {
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return i
+		}
+	}
+	return -1
 }
