@@ -13,22 +13,21 @@ type int8Net struct {
 	done   chan any
 	conv   q8ConvJob
 	dense  q8DenseJob
-	sc     scratch // for the float32 output layer
 }
 
 // q8State is a layer's per-runner buffers: the padded input buffers of a
 // convolution, one per worker, whose borders stay zero because only
-// interiors are written; the float32 output layer's.
+// interiors are written.
 type q8State struct {
-	xp   [][]uint8
-	pads padBufs
+	xp [][]uint8
 }
 
 // q8Work is one worker's scratch, shared by the layers in turn.
 type q8Work struct {
-	grid  []int32
-	fgrid []float32
-	panel []uint8
+	grid     []int32
+	fgrid    []float32
+	panel    []uint8
+	rowScale []float32
 }
 
 func newInt8Net(q map[string]*q8Layer, parts []*Stage) *int8Net {
@@ -65,12 +64,8 @@ func (net *int8Net) layer(i int, x, y []float32, k int) {
 	q, st := net.layers[i], &net.state[i]
 	l := q.l
 	switch {
-	case q.float && l.fc != nil:
-		denseForwardT(*l.fc, x, q.w32, q.b, y, k, l.Act)
-	case q.float && q.fast:
-		l.conv.forwardFast(x, q.w32, q.b, y, k, l.Act, l.Pool, &st.pads, &net.sc)
 	case q.float:
-		l.conv.forward(x, q.w32, q.b, y, k, l.Act, l.Pool, &net.sc)
+		denseForwardT(*l.fc, x, q.w32, q.b, y, k, l.Act)
 	case l.fc != nil:
 		blocks := (k + 3) / 4
 		p := workers(blocks)
@@ -136,8 +131,9 @@ func (j *q8ConvJob) run(worker, lo, hi int) {
 	phases := len(q.panels)
 	cout4 := round4(l.Cout)
 	wk := &j.net.work[worker]
-	grid := growI32(&wk.grid, cout4*pg.gridLen)
-	fgrid := growF32(&wk.fgrid, phases*l.Cout*pg.gridLen)
+	fgrid := growF32(&wk.fgrid, (phases*l.Cout+cout4-l.Cout)*pg.gridLen)
+	rs := growF32(&wk.rowScale, cout4) // sx·sw per output channel, 0 for padding
+	clear(rs)
 	for i := lo; i < hi; i++ {
 		xi := j.x[i*inL:][:inL]
 		sx := actScale(xi)
@@ -165,12 +161,14 @@ func (j *q8ConvJob) run(worker, lo, hi int) {
 				}
 			}
 		}
+		for co := range l.Cout {
+			rs[co] = sx * q.sw[co]
+		}
+		// Phase ph's rows at ph·Cout: its padding rows (Cout to a multiple
+		// of 4) land on the next phase's first rows, which that phase then
+		// writes, or past the last phase's.
 		for ph := 0; ph < phases; ph++ {
-			vec.GemmS8U8(grid, pg.gridLen, q.panels[ph], xp, q.boffs[ph], cout4, pg.gridLen)
-			fg := fgrid[ph*l.Cout*pg.gridLen:]
-			for co := 0; co < l.Cout; co++ {
-				vec.ScaleInt32(fg[co*pg.gridLen:][:pg.gridLen], grid[co*pg.gridLen:][:pg.gridLen], sx*q.sw[co])
-			}
+			vec.GemmS8U8Scaled(fgrid[ph*l.Cout*pg.gridLen:], pg.gridLen, q.panels[ph], xp, q.boffs[ph], cout4, pg.gridLen, rs)
 		}
 		yi := j.y[i*outL:][:outL]
 		if l.kind == kindConv {

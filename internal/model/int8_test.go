@@ -78,7 +78,7 @@ func argmax(v []float32) int {
 // input, so images within 40 dB of the float32 ones differ from them by a
 // hundredth of that squared error.
 //
-//   - images (decoder, full): PSNR int8 vs float32 ≥ 40 dB [48–54 dB]
+//   - images (decoder, full): PSNR int8 vs float32 ≥ 40 dB [48–53 dB]
 //   - latents (encoder): RMS of the difference ≤ 2% of the float32 RMS [0.6%]
 //   - class probabilities: the same top class for ≥ 99% of images [100%],
 //     and no probability off by more than 0.05 [0.008]

@@ -44,6 +44,33 @@ func GemmS8U8(c []int32, ldc int, a []int8, b []uint8, boff []int32, m, n int) {
 	gemmInt8Go(c, ldc, a, b, boff, m, n)
 }
 
+// GemmS8U8Scaled is GemmS8U8 giving float32: row r of the int32 sums is
+// converted to float32 and multiplied by scale[r] (len(scale) ≥ m), as
+// ScaleInt32 would, without the int32 matrix in between.
+func GemmS8U8Scaled(c []float32, ldc int, a []int8, b []uint8, boff []int32, m, n int, scale []float32) {
+	if !checkInt8(len(c), ldc, len(a), len(b), boff, m, n) {
+		return
+	}
+	_ = scale[m-1]
+	if useVNNI {
+		gemmS8U8F32VNNI(&c[0], ldc, &a[0], &b[0], &boff[0], len(boff), m, n, &scale[0])
+		return
+	}
+	nkb := len(boff)
+	for r := 0; r < m; r++ {
+		row := c[r*ldc:][:n]
+		av := a[(r/4*nkb*4+r%4)*4:]
+		for j := range row {
+			var s int32
+			for kb, o := range boff {
+				x, q := av[kb*16:][:4], b[int(o)+4*j:][:4]
+				s += int32(x[0])*int32(q[0]) + int32(x[1])*int32(q[1]) + int32(x[2])*int32(q[2]) + int32(x[3])*int32(q[3])
+			}
+			row[j] = float32(s) * scale[r]
+		}
+	}
+}
+
 // GemmU8S8 computes C = A·B with A unsigned (a dense layer's activations,
 // one row per item) and B signed (its weights).
 func GemmU8S8(c []int32, ldc int, a []uint8, b []int8, boff []int32, m, n int) {

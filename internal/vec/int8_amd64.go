@@ -24,3 +24,6 @@ func quantU8x4VNNI(dst *uint8, src *float32, stride, n int, inv float32)
 
 //go:noescape
 func scaleI32VNNI(dst *float32, src *int32, n int, f float32)
+
+//go:noescape
+func gemmS8U8F32VNNI(c *float32, ldc int, a *int8, b *uint8, boff *int32, nkb, m, n int, scale *float32)

@@ -103,6 +103,125 @@ gemmS8U8VNNI_k:
 	VZEROUPPER
 	RET
 
+// func gemmS8U8F32VNNI(c *float32, ldc int, a *int8, b *uint8, boff *int32, nkb, m, n int, scale *float32)
+// gemmS8U8VNNI, with each row r of sums converted to float32 and multiplied
+// by scale[r] before it is stored.
+TEXT ·gemmS8U8F32VNNI(SB), NOSPLIT, $0-72
+	MOVQ c+0(FP), DI
+	MOVQ ldc+8(FP), R9
+	SHLQ $2, R9
+	MOVQ a+16(FP), SI
+	MOVQ b+24(FP), BX
+	MOVQ boff+32(FP), R11
+	MOVQ nkb+40(FP), R12
+	MOVQ m+48(FP), R13
+	MOVQ n+56(FP), R14
+
+gemmS8U8F32VNNI_rows:
+	XORQ CX, CX
+
+gemmS8U8F32VNNI_cols:
+	// Masks of the tile's two 16-column halves: rem = min(n−col, 32).
+	MOVQ    R14, AX
+	SUBQ    CX, AX
+	MOVQ    $32, DX
+	CMPQ    AX, DX
+	CMOVQGT DX, AX
+	MOVQ    $0xffff, DX
+	BZHIQ   AX, DX, R8
+	KMOVW   R8, K1
+	SUBQ    $16, AX
+	XORQ    R8, R8
+	CMPQ    AX, R8
+	CMOVQLT R8, AX
+	BZHIQ   AX, DX, R8
+	KMOVW   R8, K2
+
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+
+	LEAQ (BX)(CX*4), R10 // column col of every k-block
+	MOVQ SI, R8          // the row block's panel
+	MOVQ R11, DX
+	MOVQ R12, AX
+
+gemmS8U8F32VNNI_k:
+	MOVLQSX      (DX), R15
+	ADDQ         R10, R15
+	VMOVDQU32.Z  (R15), K1, Z16
+	VMOVDQU32.Z  64(R15), K2, Z17
+	VPBROADCASTD (R8), Z20
+	VPBROADCASTD 4(R8), Z21
+	VPBROADCASTD 8(R8), Z22
+	VPBROADCASTD 12(R8), Z23
+	VPDPBUSD Z20, Z16, Z0
+	VPDPBUSD Z20, Z17, Z1
+	VPDPBUSD Z21, Z16, Z2
+	VPDPBUSD Z21, Z17, Z3
+	VPDPBUSD Z22, Z16, Z4
+	VPDPBUSD Z22, Z17, Z5
+	VPDPBUSD Z23, Z16, Z6
+	VPDPBUSD Z23, Z17, Z7
+	ADDQ         $16, R8
+	ADDQ         $4, DX
+	DECQ         AX
+	JNZ          gemmS8U8F32VNNI_k
+
+	// The row block's scales: rows m − R13 … m − R13 + 3.
+	MOVQ         scale+64(FP), AX
+	MOVQ         m+48(FP), DX
+	SUBQ         R13, DX
+	LEAQ         (AX)(DX*4), AX
+	VBROADCASTSS (AX), Z20
+	VBROADCASTSS 4(AX), Z21
+	VBROADCASTSS 8(AX), Z22
+	VBROADCASTSS 12(AX), Z23
+	VCVTDQ2PS    Z0, Z0
+	VCVTDQ2PS    Z1, Z1
+	VCVTDQ2PS    Z2, Z2
+	VCVTDQ2PS    Z3, Z3
+	VCVTDQ2PS    Z4, Z4
+	VCVTDQ2PS    Z5, Z5
+	VCVTDQ2PS    Z6, Z6
+	VCVTDQ2PS    Z7, Z7
+	VMULPS       Z20, Z0, Z0
+	VMULPS       Z20, Z1, Z1
+	VMULPS       Z21, Z2, Z2
+	VMULPS       Z21, Z3, Z3
+	VMULPS       Z22, Z4, Z4
+	VMULPS       Z22, Z5, Z5
+	VMULPS       Z23, Z6, Z6
+	VMULPS       Z23, Z7, Z7
+	LEAQ         (DI)(CX*4), R15
+	VMOVUPS      Z0, K1, (R15)
+	VMOVUPS      Z1, K2, 64(R15)
+	ADDQ         R9, R15
+	VMOVUPS      Z2, K1, (R15)
+	VMOVUPS      Z3, K2, 64(R15)
+	ADDQ         R9, R15
+	VMOVUPS      Z4, K1, (R15)
+	VMOVUPS      Z5, K2, 64(R15)
+	ADDQ         R9, R15
+	VMOVUPS      Z6, K1, (R15)
+	VMOVUPS      Z7, K2, 64(R15)
+
+	ADDQ $32, CX
+	CMPQ CX, R14
+	JLT  gemmS8U8F32VNNI_cols
+
+	MOVQ R8, SI // the next row block's panel
+	LEAQ (DI)(R9*4), DI
+	SUBQ $4, R13
+	JGT  gemmS8U8F32VNNI_rows
+	VZEROUPPER
+	RET
+
 // A unsigned (broadcast), B signed (loaded).
 // func gemmU8S8VNNI(c *int32, ldc int, a *uint8, b *int8, boff *int32, nkb, m, n int)
 TEXT ·gemmU8S8VNNI(SB), NOSPLIT, $0-64

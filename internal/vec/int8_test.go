@@ -79,6 +79,26 @@ func TestGemmInt8(t *testing.T) {
 			name := fmt.Sprintf("m=%d/n=%d/nkb=%d/asm=%v", tc.m, tc.n, tc.nkb, asm)
 			// C with a wider stride and sentinels: nothing past n is written.
 			ldc := tc.n + 5
+			scale := make([]float32, tc.m)
+			for r := range scale {
+				scale[r] = float32(rng.NormFloat64() * 1e-4)
+			}
+			cf := make([]float32, tc.m*ldc)
+			for i := range cf {
+				cf[i] = -7
+			}
+			GemmS8U8Scaled(cf, ldc, a8, bu, boff, tc.m, tc.n, scale)
+			for r := 0; r < tc.m; r++ {
+				for j := 0; j < ldc; j++ {
+					got, want := cf[r*ldc+j], float32(-7)
+					if j < tc.n {
+						want = float32(wantSU[r*tc.n+j]) * scale[r]
+					}
+					if math.Float32bits(got) != math.Float32bits(want) {
+						t.Fatalf("%s scaled: C[%d,%d] = %v, want %v", name, r, j, got, want)
+					}
+				}
+			}
 			for _, p := range []struct {
 				name string
 				run  func(c []int32)
