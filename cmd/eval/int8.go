@@ -238,7 +238,7 @@ func (r *reportWriter) int8() {
 	if !q.vnni {
 		kernel = "the portable Go loop (this CPU has no AVX-512 VNNI)"
 	}
-	r.printf("The same weights run at int8, as the server's `--int8` runs them (opt-in; float32 is the default and every other section is float32): convolutions, transposed convolutions and dense layers as u8 × s8 products with int32 sums on %s, weights quantised per output channel, activations per image (the largest value maps to 255); the output layer (the decoder's last convolution into the sigmoid, the classifier's last dense layer into the softmax) stays float32. Noisy digits are the factor-%.1f digits of the sections above.\n\n", kernel, classifyNoise)
+	r.printf("The same weights run at int8, as the server's `--int8` runs them (opt-in; float32 is the default and every other section is float32): convolutions, transposed convolutions and dense layers as u8 × s8 products with int32 sums on %s, weights quantised per output channel, activations per image (the largest value maps to 255); a dense output layer (a dense decoder's last, into the sigmoid; the classifier's last, into the softmax) stays float32, a convolutional one runs int8. Noisy digits are the factor-%.1f digits of the sections above.\n\n", kernel, classifyNoise)
 	if len(q.auto) > 0 {
 		r.printf("| model | PSNR dB clean, float32 | int8 | SSIM clean, float32 | int8 | PSNR dB noisy %.1f, float32 | int8 | int8 against float32, PSNR dB (clean / noisy) |\n", classifyNoise)
 		r.printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
