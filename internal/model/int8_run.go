@@ -195,29 +195,32 @@ func (j *q8DenseJob) run(worker, lo, hi int) {
 	panel := growU8(&wk.panel, vec.PanelLen(rows, nkb))
 	c := growI32(&wk.grid, rows*d.Out)
 	scales := growF32(&wk.fgrid, rows)
-	for r := 0; r < rows; r++ {
-		item := lo*4 + r
-		if item >= j.n { // padding rows: zero
-			for k := 0; k < nkb*4; k++ {
-				panel[vec.PanelIndex(r, k, nkb)] = 0
-			}
-			scales[r] = 0
-			continue
-		}
-		xi := j.x[item*d.In:][:d.In]
+	if lo*4+rows > j.n { // a last block with padding rows: all zero
+		clear(panel[(rows-4)*nkb*4:])
+	}
+	for r := 0; r < rows && lo*4+r < j.n; r++ {
+		xi := j.x[(lo*4+r)*d.In:][:d.In]
 		sx := actScale(xi)
 		var inv float32
 		if sx > 0 {
 			inv = 1 / sx
 		}
 		scales[r] = sx
-		base := (r/4*nkb*4 + r%4) * 4
-		for k := 0; k < nkb*4; k++ {
-			var v uint8
-			if k < d.In {
-				v = vec.QuantU8(xi[k], inv)
+		// Row r's k-values 4kb…4kb+3 at base + 16·kb (vec.PanelIndex).
+		dst := panel[(r/4*nkb*4+r%4)*4:]
+		kb := 0
+		for ; 4*kb+4 <= d.In; kb++ {
+			g, x := dst[16*kb:][:4], xi[4*kb:][:4]
+			g[0], g[1], g[2], g[3] = vec.QuantU8(x[0], inv), vec.QuantU8(x[1], inv), vec.QuantU8(x[2], inv), vec.QuantU8(x[3], inv)
+		}
+		if kb < nkb { // In not a multiple of 4: the last group's tail is zero
+			g := dst[16*kb:][:4]
+			for t := range g {
+				g[t] = 0
+				if 4*kb+t < d.In {
+					g[t] = vec.QuantU8(xi[4*kb+t], inv)
+				}
 			}
-			panel[base+k/4*16+k%4] = v
 		}
 	}
 	vec.GemmU8S8(c, d.Out, panel, q.wq, q.boff, rows, d.Out)
