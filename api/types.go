@@ -136,6 +136,10 @@ type ModelInfo struct {
 	Task string `json:"task"`
 	// Fingerprint identifies the weights, as in Latent (16 lowercase hex digits).
 	Fingerprint string `json:"fingerprint"`
+	// Precision is what this server computes the model at: "float32", or
+	// "int8" where the operator opted in (aeserve --int8); the weights, and
+	// so the fingerprint, are the same either way.
+	Precision string `json:"precision"`
 	// Halves lists the stages this server runs: "encoder", "decoder",
 	// "full" (both in one graph) for an autoencoder, "classifier" for a
 	// classifier. A server of role encoder or decoder runs only that half.

@@ -42,6 +42,7 @@ type config struct {
 	data, weights   string
 	report          string
 	models          []string // nil: every model found
+	int8            []string // --int8: nil is every model with an int8 path, ["none"] none
 	limit, pcaTrain int
 	log             io.Writer
 	// factors replaces noiseFactors, for tests; the classifier's and the
@@ -67,6 +68,7 @@ type results struct {
 	sparse    [][]*autoResult             // twin groups: penalised first
 	jacobian  [][]*autoResult
 	trans     *transmission // nil without the compact or conv model
+	int8      *int8Result   // nil when no model is evaluated at int8
 }
 
 type autoResult struct {
@@ -250,6 +252,9 @@ func evaluateAll(cfg config) (*results, error) {
 	}
 	if res.trans, err = evaluateTransmission(cfg, res, all); err != nil {
 		return nil, fmt.Errorf("transmission: %w", err)
+	}
+	if res.int8, err = evaluateInt8(cfg, res, all, noisy[classifyNoise]); err != nil {
+		return nil, fmt.Errorf("int8: %w", err)
 	}
 	return res, nil
 }

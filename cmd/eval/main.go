@@ -43,6 +43,7 @@ func run(args []string, out, log io.Writer) error {
 	fl.StringVar(&cfg.data, "data", "mnist", "directory holding the MNIST IDX files")
 	fl.StringVar(&cfg.weights, "weights", "", "weights directory, one subdirectory per model (default: the embedded weights)")
 	models := fl.String("models", "", "comma-separated models to evaluate (default: every model in the weights)")
+	int8 := fl.String("int8", "", `comma-separated models the int8 section runs at int8 beside float32 (default: every model evaluated with an int8 path; "none": no int8 section figures)`)
 	fl.StringVar(&cfg.report, "report", "docs/report", `directory for evaluation-report.md and its PNGs ("": write no report)`)
 	fl.IntVar(&cfg.limit, "limit", 0, "evaluate on only the first N test images (0: all 10,000)")
 	fl.IntVar(&cfg.pcaTrain, "pca-train", 0, "fit PCA on only the first N training images (0: the 54,000 that training uses)")
@@ -65,6 +66,9 @@ func run(args []string, out, log io.Writer) error {
 	}
 	if *models != "" {
 		cfg.models = strings.Split(*models, ",")
+	}
+	if *int8 != "" {
+		cfg.int8 = strings.Split(*int8, ",")
 	}
 	cfg.log = log
 	start := time.Now()
@@ -108,6 +112,8 @@ manifest.json) on the MNIST test images: BCE, MSE, PSNR and SSIM of each
 autoencoder on clean digits and on noisy ones (factors 0.3, 0.5 and 0.7),
 PCA baselines with the dense codes' sizes fitted on the training split,
 classification accuracy on clean, noisy and denoised digits, and the
-sparsity and Jacobian figures of the penalised twins. Prints the main table
+sparsity and Jacobian figures of the penalised twins, and the models with
+an int8 path at int8 beside float32 (quality, and images per second at
+batch 64 and 1). Prints the main table
 and writes evaluation-report.md with sample grids, filters, code-space
 scatter plots and links to the loss curves.`

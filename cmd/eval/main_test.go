@@ -293,6 +293,8 @@ func TestEvalWritesReport(t *testing.T) {
 		"| reconstructed by denoise | noise 0.5 |", // classification of denoised digits
 		"| sparse-unpenalised | none | 128 |",      // the sparsity twins
 		"| contractive-unpenalised | none | 64 | ", // the Jacobian twins
+		"| clean digits | ",                        // the int8 section: the classifier
+		"| denoise | full | 64 | ",                 // its speed table
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q", want)
@@ -370,6 +372,11 @@ func TestEvalFlags(t *testing.T) {
 	}
 	if err := run([]string{"--data", mnist, "--models", "nope"}, &out, io.Discard); err == nil {
 		t.Error("unknown model accepted")
+	}
+	for _, bad := range []string{"compact", "nope"} { // no int8 path; not evaluated
+		if err := run([]string{"--data", mnist, "--models", "conv,compact", "--limit", "20", "--report", "", "--int8", bad}, &out, io.Discard); err == nil || !strings.Contains(err.Error(), "--int8") {
+			t.Errorf("--int8 %s: %v", bad, err)
+		}
 	}
 	if err := run([]string{"--bogus"}, &out, io.Discard); err == nil {
 		t.Error("unknown flag accepted")

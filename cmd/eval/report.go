@@ -39,6 +39,7 @@ const (
 	secFilters
 	secCodeSpaces
 	secTransmission
+	secInt8
 )
 
 var sections = []string{
@@ -55,6 +56,7 @@ var sections = []string{
 	"## First-layer filters",
 	"## Code spaces",
 	"## Transmission",
+	"## Reduced precision (int8)",
 }
 
 func reportPath(dir string) string { return filepath.Join(dir, ReportFile) }
@@ -220,6 +222,7 @@ func (r *reportWriter) markdown() (string, error) {
 	if err := r.transmission(); err != nil {
 		return "", err
 	}
+	r.int8()
 	return r.b.String(), nil
 }
 

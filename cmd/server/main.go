@@ -166,6 +166,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 			return errors.Join(err, serr)
 		}
+		if slices.Contains(o.Int8, name) {
+			if err := m.UseInt8(); err != nil {
+				stopServing()
+				return errors.Join(err, <-served)
+			}
+		}
 		loaded = append(loaded, m)
 	}
 	if err := s.Load(loaded...); err != nil {
@@ -284,7 +290,54 @@ func loadModels(o *config.Options, log zerolog.Logger) (loaded []*model.Model, m
 	if len(loaded)+len(missing) == 0 {
 		return nil, nil, fmt.Errorf("none of the models (%s) has a stage for --role %s", strings.Join(names, ", "), o.Role)
 	}
+	if err := useInt8(o, names, loaded, missing, log); err != nil {
+		return nil, nil, err
+	}
 	return loaded, missing, nil
+}
+
+// useInt8 switches the models named in --int8 to int8 inference (models
+// trained on startup are switched once trained), after checking every name:
+// a model this server does not serve, or one whose architecture has no int8
+// path, is a usage error.
+func useInt8(o *config.Options, names []string, loaded []*model.Model, missing []string, log zerolog.Logger) error {
+	archOf := map[string]*model.Arch{}
+	for _, m := range loaded {
+		archOf[m.Name] = m.Arch
+	}
+	for _, name := range missing {
+		if cfg, err := train.Preset(name); err == nil {
+			archOf[name] = cfg.Arch
+		}
+	}
+	for _, name := range o.Int8 {
+		if !slices.Contains(names, name) {
+			return fmt.Errorf("%w: --int8: unknown model %q: this server serves %s", config.ErrUsage, name, strings.Join(names, ", "))
+		}
+		a := archOf[name]
+		if a == nil {
+			continue // no stage for this role: not served here
+		}
+		if !a.Int8Inference() {
+			var have []string
+			for _, n := range names {
+				if archOf[n] != nil && archOf[n].Int8Inference() {
+					have = append(have, n)
+				}
+			}
+			return fmt.Errorf("%w: --int8: model %s (architecture %s) has no int8 path: int8 needs every layer but the last to read values ≥ 0, "+
+				"which a linear or Gaussian code is not; of the models served, these have one: %s", config.ErrUsage, name, a.Name, strings.Join(have, ", "))
+		}
+	}
+	for _, m := range loaded {
+		if slices.Contains(o.Int8, m.Name) {
+			if err := m.UseInt8(); err != nil {
+				return err
+			}
+			log.Info().Str("model", m.Name).Bool("vnni", vec.Int8Accelerated()).Msg("int8 inference (--int8)")
+		}
+	}
+	return nil
 }
 
 // modelNames are the models with a manifest in fsys, sorted.

@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/aeserve/aeserve/api"
 	"github.com/aeserve/aeserve/internal/config"
+	"github.com/aeserve/aeserve/internal/model"
 )
 
 // TestMain lets a test run this very binary as the server, to see the real
@@ -214,6 +217,10 @@ func TestModelsFlag(t *testing.T) {
 		{"missing, no data", []string{"--weights", convOnly, "--models", "conv,denoise", "--data", noData}, false,
 			[]string{"denoise", "--data", "--download", noData}},
 		{"nothing to serve", []string{"--weights", t.TempDir()}, false, []string{"hold no models", "--models", "--weights"}},
+		{"int8 of an unknown model", []string{"--int8", "conv,nope"}, true, []string{"--int8", `unknown model "nope"`, "serves", "classifier", "conv"}},
+		{"int8 of a model not in --models", []string{"--models", "conv", "--int8", "denoise"}, true, []string{"--int8", `"denoise"`, "--models (conv)"}},
+		{"int8 of a linear code", []string{"--int8", "conv,compact"}, true, []string{"--int8", "compact", "compact-ae/v1", "no int8 path", "these have one: classifier, contractive, contractive-unpenalised, conv, deep"}},
+		{"int8 of a Gaussian code", []string{"--models", "vae", "--int8", "vae"}, true, []string{"--int8", "vae", "no int8 path"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := run(t.Context(), append([]string{"--addr", "127.0.0.1:0"}, tc.args...), env(nil), io.Discard, io.Discard)
@@ -243,6 +250,7 @@ func TestExitStatus(t *testing.T) {
 		{"--models ,", 2, "", "empty model name"},
 		{"--role sender", 2, "", `unknown role "sender"`},
 		{"--kernels sse", 2, "", `kernels "sse": unknown`},
+		{"--int8 compact", 2, "", "no int8 path"},
 		{"--addr 127.0.0.1:0 --weights " + t.TempDir(), 1, "", "hold no models"},
 	} {
 		t.Run(tc.args, func(t *testing.T) {
@@ -316,5 +324,35 @@ func TestSymlinkedModelDirectory(t *testing.T) {
 	r := start(t, "--weights", dir)
 	if list := r.models(t); len(list.Models) != 1 || list.Models[0].Name != "dense" {
 		t.Errorf("models %+v", list.Models)
+	}
+}
+
+// --int8 switches the models it names, and only those; the rest stay
+// float32, as every model does without the flag.
+func TestInt8Flag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		int8 []string
+	}{
+		{nil, nil},
+		{[]string{"--models", "conv,denoise,classifier", "--int8", "denoise,classifier"}, []string{"denoise", "classifier"}},
+	} {
+		o, err := config.Parse(tc.args, env(nil), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loaded, _, err := loadModels(o, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range loaded {
+			want := model.PrecisionFloat32
+			if slices.Contains(tc.int8, m.Name) {
+				want = model.PrecisionInt8
+			}
+			if m.Precision() != want {
+				t.Errorf("%v: %s runs at %s, want %s", tc.args, m.Name, m.Precision(), want)
+			}
+		}
 	}
 }

@@ -40,6 +40,10 @@ func TestPrecedence(t *testing.T) {
 	if !slices.Equal(o.Models, []string{"denoise", "conv"}) {
 		t.Errorf("models %q, want the environment's, in order", o.Models)
 	}
+	o, err = Parse([]string{"--int8", "conv, denoise"}, env(map[string]string{"AESERVE_INT8": "classifier"}), io.Discard)
+	if err != nil || !slices.Equal(o.Int8, []string{"conv", "denoise"}) {
+		t.Errorf("--int8 over AESERVE_INT8: %q, %v", o.Int8, err)
+	}
 	if o.Server.MaxRequestPixels != server.DefaultMaxRequestPixels {
 		t.Errorf("max request pixels %d, want the default %d", o.Server.MaxRequestPixels, server.DefaultMaxRequestPixels)
 	}
@@ -50,7 +54,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Role != server.RoleAll || o.Models != nil || o.MetricsAddr != "" || o.Addr != ":8080" || o.Weights != "" || o.Version {
+	if o.Role != server.RoleAll || o.Models != nil || o.Int8 != nil || o.MetricsAddr != "" || o.Addr != ":8080" || o.Weights != "" || o.Version {
 		t.Errorf("defaults %+v", o)
 	}
 	if o.Server.Batch.MaxWait != server.DefaultMaxWait {
@@ -80,6 +84,10 @@ func TestUsageErrors(t *testing.T) {
 		{"repeated model", []string{"--models", "conv,denoise,conv"}, nil, `"conv" is named twice`},
 		{"repeated model in env", nil, map[string]string{"AESERVE_MODELS": "conv, conv"}, "AESERVE_MODELS"},
 		{"stray argument", []string{"serve"}, nil, "unexpected arguments"},
+		{"empty int8", []string{"--int8", ""}, nil, "empty model name"},
+		{"repeated int8", []string{"--int8", "conv,conv"}, nil, `"conv" is named twice`},
+		{"int8 model not served", []string{"--models", "conv", "--int8", "conv,denoise"}, nil, `--int8 names model "denoise", which --models (conv) does not serve`},
+		{"int8 env model not served", nil, map[string]string{"AESERVE_MODELS": "conv", "AESERVE_INT8": "classifier"}, `--int8 names model "classifier"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse(tc.args, env(tc.env), io.Discard)

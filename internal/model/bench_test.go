@@ -26,39 +26,59 @@ func BenchmarkInfer(b *testing.B) {
 			continue
 		}
 		name := e.Name()
-		m, err := model.LoadFS(weights.FS, name)
-		if err != nil {
-			b.Fatal(err)
+		// Precision: float32 always, under the names it has always had (so
+		// that results compare across versions); int8 where the
+		// architecture has the path, as …/batch=N/precision=int8.
+		precisions := []string{model.PrecisionFloat32}
+		if a, err := model.LoadFS(weights.FS, name); err == nil && a.Arch.Int8Inference() {
+			precisions = append(precisions, model.PrecisionInt8)
 		}
-		for _, half := range m.Arch.Runnable() {
-			for _, batch := range []int{1, 8, 64, 256} {
-				b.Run(fmt.Sprintf("model=%s/half=%s/batch=%d", name, half, batch), func(b *testing.B) {
-					r, err := m.NewRunner(half)
-					if err != nil {
-						b.Fatal(err)
-					}
-					defer r.Close()
-					in := make([]float32, batch*r.InLen())
-					rng := rand.New(rand.NewSource(1))
-					for i := range in {
-						in[i] = rng.Float32()
-					}
-					// As the server runs: RunInto a reused buffer.
-					out := make([]float32, batch*r.OutLen())
-					if err := r.RunInto(out, in, batch); err != nil { // build the graph and size the buffers outside the timer
-						b.Fatal(err)
-					}
-					b.ResetTimer()
-					for i := 0; i < b.N; i++ {
-						if err := r.RunInto(out, in, batch); err != nil {
-							b.Fatal(err)
-						}
-					}
-					ips := float64(b.N*batch) / b.Elapsed().Seconds()
-					b.ReportMetric(ips, "images/s")
-					b.ReportMetric(ips*float64(m.Arch.FLOPs(half))/1e9, "GFLOP/s")
-				})
+		for _, prec := range precisions {
+			m, err := model.LoadFS(weights.FS, name)
+			if err != nil {
+				b.Fatal(err)
 			}
+			suffix := ""
+			if prec == model.PrecisionInt8 {
+				if err := m.UseInt8(); err != nil {
+					b.Fatal(err)
+				}
+				suffix = "/precision=int8"
+			}
+			benchInfer(b, m, name, suffix)
+		}
+	}
+}
+
+func benchInfer(b *testing.B, m *model.Model, name, suffix string) {
+	for _, half := range m.Arch.Runnable() {
+		for _, batch := range []int{1, 8, 64, 256} {
+			b.Run(fmt.Sprintf("model=%s/half=%s/batch=%d%s", name, half, batch, suffix), func(b *testing.B) {
+				r, err := m.NewRunner(half)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer r.Close()
+				in := make([]float32, batch*r.InLen())
+				rng := rand.New(rand.NewSource(1))
+				for i := range in {
+					in[i] = rng.Float32()
+				}
+				// As the server runs: RunInto a reused buffer.
+				out := make([]float32, batch*r.OutLen())
+				if err := r.RunInto(out, in, batch); err != nil { // build the graph and size the buffers outside the timer
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if err := r.RunInto(out, in, batch); err != nil {
+						b.Fatal(err)
+					}
+				}
+				ips := float64(b.N*batch) / b.Elapsed().Seconds()
+				b.ReportMetric(ips, "images/s")
+				b.ReportMetric(ips*float64(m.Arch.FLOPs(half))/1e9, "GFLOP/s")
+			})
 		}
 	}
 }

@@ -27,6 +27,7 @@ type Runner struct {
 	plan      *plan
 	input     []float32     // the items of the current pass, grown on demand
 	view      *tensor.Dense // input's first k items, rebuilt when k changes
+	q8        *int8Net      // the int8 path, for a model switched to it (int8.go)
 }
 
 // NewRunner prepares a runner for stage h; it fails if the architecture has
@@ -41,7 +42,11 @@ func (m *Model) NewRunner(h Half) (*Runner, error) {
 			return nil, fmt.Errorf("model %s: stage %s is not loaded", m.Name, s.Half)
 		}
 	}
-	return &Runner{half: h, arch: m.Arch, inL: m.Arch.InLen(h), outL: m.Arch.OutLen(h), params: m.params}, nil
+	r := &Runner{half: h, arch: m.Arch, inL: m.Arch.InLen(h), outL: m.Arch.OutLen(h), params: m.params}
+	if m.q8 != nil {
+		r.q8 = newInt8Net(m.q8, parts)
+	}
+	return r, nil
 }
 
 // Half reports which stage the runner computes.
@@ -69,6 +74,13 @@ func (r *Runner) RunInto(out, in []float32, n int) error {
 	}
 	if len(out) != n*outL {
 		return fmt.Errorf("model: run %s: room for %d values, want %d", r.half, len(out), n*outL)
+	}
+	if r.q8 != nil {
+		for done := 0; done < n; done += MaxChunk {
+			k := min(n-done, MaxChunk)
+			r.q8.run(in[done*inL:(done+k)*inL], out[done*outL:(done+k)*outL], k)
+		}
+		return nil
 	}
 	if r.plan == nil {
 		gr, err := r.arch.build(r.params, r.half, MaxChunk, false)

@@ -168,6 +168,7 @@ type Model struct {
 	Fingerprint Fingerprint
 	params      Params
 	loaded      map[Half]bool
+	q8          map[string]*q8Layer // int8 weights by layer name, when switched to int8 (int8.go)
 }
 
 // Has reports whether stage h can run (Full needs both stored halves).

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aeserve/aeserve"
 	"github.com/aeserve/aeserve/api"
+	"github.com/aeserve/aeserve/internal/model"
 )
 
 func modelFingerprint(t *testing.T, e *env, name string) string {
@@ -260,7 +261,7 @@ func TestModels(t *testing.T) {
 		}
 		if got.Fingerprint != m.Fingerprint.String() || got.Architecture != m.Manifest.Architecture ||
 			!slices.Equal(got.LatentShape, m.Arch.LatentShape()) || len(got.Halves) != len(m.Arch.Runnable()) ||
-			got.Task != string(m.Arch.Task) {
+			got.Task != string(m.Arch.Task) || got.Precision != model.PrecisionFloat32 {
 			t.Errorf("%s: %+v", m.Name, got)
 		}
 		one := e.get("/v1/models/" + m.Name)

@@ -701,6 +701,7 @@ func modelInfo(m *model.Model, halves, ops []string) api.ModelInfo {
 		Description:    man.Description,
 		Task:           string(a.Task),
 		Fingerprint:    m.Fingerprint.String(),
+		Precision:      m.Precision(),
 		Halves:         halves,
 		Operations:     ops,
 		InputShape:     a.InShape(a.Stored()[0]),

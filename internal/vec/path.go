@@ -13,7 +13,7 @@ type Path string
 const (
 	PathGo     Path = "go"     // portable Go; Sgemm declines, callers use gonum or OpenBLAS
 	PathAVX2   Path = "avx2"   // AVX2 + FMA
-	PathAVX512 Path = "avx512" // AVX-512 F and BW (with BMI2) for SGEMM, AVX2 for the rest
+	PathAVX512 Path = "avx512" // AVX-512 F and BW (with BMI2), and VNNI for int8 where the CPU has it
 )
 
 // The paths from the most portable up; level indexes it.
@@ -53,6 +53,7 @@ func Use(p Path) error {
 		return err
 	}
 	level = l
+	useVNNI = hasVNNI && l >= lvlAVX512 // the int8 products' assembly is AVX-512 too
 	return nil
 }
 
