@@ -251,6 +251,13 @@ func (l layer) emit(grid, bias, y []float32, pg padGeom, act Activation, pool bo
 		g := grid[co*pg.gridLen:][:pg.gridLen]
 		if !pool {
 			out := y[co*l.OH*l.OW:][:l.OH*l.OW]
+			if act == ActNone && bv == 0 {
+				// The adjoint passes of training's input gradients: no bias,
+				// no activation, so a copy of the plane (which, unlike
+				// v + 0, keeps a −0: the same gradient).
+				vec.CopyRows(out, g, l.OH, l.OW, l.OW, pg.pw)
+				continue
+			}
 			for h := 0; h < l.OH; h++ {
 				activate(out[h*l.OW:][:l.OW], g[h*pg.pw:][:l.OW], bv, act)
 			}
