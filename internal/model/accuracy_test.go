@@ -191,7 +191,11 @@ func TestKernelPathsAgree(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					equalBits(t, string(p)+" first item alone", a[:r.OutLen()], one)
+					if batchInvariant() {
+						equalBits(t, string(p)+" first item alone", a[:r.OutLen()], one)
+					} else {
+						closeTo(t, string(p)+" first item alone", a[:r.OutLen()], one)
+					}
 					r.Close()
 					outs[p] = a
 				}
@@ -214,6 +218,22 @@ func TestKernelPathsAgree(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// batchInvariant reports whether an item's result is the same bits whatever
+// batch it runs in. vec's kernels are; OpenBLAS is not: it picks its
+// kernels and blocking by matrix size, and a dense layer's rows are the
+// batch's items, so an item run alone rounds differently in the last bits.
+func batchInvariant() bool { return SGEMMBackend != "openblas" }
+
+// closeTo holds got to want within 1e-5 relative (1e-6 absolute near 0).
+func closeTo(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	for i := range want {
+		if d := math.Abs(float64(got[i]) - float64(want[i])); d > 1e-6+1e-5*math.Abs(float64(want[i])) {
+			t.Fatalf("%s: value %d: %v, want %v", what, i, got[i], want[i])
 		}
 	}
 }

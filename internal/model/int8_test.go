@@ -195,6 +195,10 @@ func TestInt8PortableMatchesAssembly(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
+					if !batchInvariant() { // float32 dense output layers through OpenBLAS
+						closeTo(t, fmt.Sprintf("item %d alone", i), one, asm[i*outL:(i+1)*outL])
+						continue
+					}
 					if j := firstDiff(one, asm[i*outL:(i+1)*outL]); j >= 0 {
 						t.Fatalf("item %d alone: value %d is %v, in the batch %v", i, j, one[j], asm[i*outL+j])
 					}
