@@ -108,8 +108,9 @@ func (j *im2colJob) run(worker, lo, hi int) {
 		}
 		switch {
 		case j.pool && j.act == ActReLU:
-			for r := 0; r < l.Cout*l.OH/2; r++ {
-				vec.PoolAddReLU(yi[r*l.OW/2:][:l.OW/2], z[2*r*l.OW:][:l.OW], z[(2*r+1)*l.OW:][:l.OW], b[r/(l.OH/2)])
+			oh, ow := l.OH/2, l.OW/2
+			for co := 0; co < l.Cout; co++ {
+				vec.PoolAddReLURows(yi[co*oh*ow:], z[co*l.OH*l.OW:], oh, ow, ow, l.OW, b[co])
 			}
 		case j.pool:
 			maxPool2(z, yi, l.Cout, l.OH, l.OW)

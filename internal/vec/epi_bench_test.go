@@ -29,9 +29,7 @@ func BenchmarkEpilogues(b *testing.B) {
 			usePath(b, p)
 			for b.Loop() {
 				for c := 0; c < 32; c++ {
-					for h := 0; h < 14; h++ {
-						PoolAddReLU(dst[c*196+h*14:][:14], src[c*840+2*h*30:], src[c*840+(2*h+1)*30:], 0.1)
-					}
+					PoolAddReLURows(dst[c*196:], src[c*840:], 14, 14, 14, 30, 0.1)
 				}
 			}
 		})

@@ -31,30 +31,12 @@ func AddReLU(dst, src []float32, b float32) {
 	addReLUGo(dst, src, b)
 }
 
-// PoolAddReLU sets out[j] = relu(max(r0[2j], r0[2j+1], r1[2j], r1[2j+1]) + b):
-// a 2×2 max pool of two rows, then bias and ReLU.
-func PoolAddReLU(out, r0, r1 []float32, b float32) {
-	n := len(out)
-	if n == 0 {
-		return
-	}
-	_, _ = r0[2*n-1], r1[2*n-1]
-	switch {
-	case level >= lvlAVX512:
-		poolAddReLUAVX512(&out[0], &r0[0], &r1[0], n, b)
-		return
-	case level >= lvlAVX2:
-		poolAddReLUAVX2(&out[0], &r0[0], &r1[0], n, b)
-		return
-	}
-	poolAddReLUGo(out, r0, r1, b)
-}
-
-// PoolAddReLURows is PoolAddReLU for a plane: for r < rows, output row r
-// (out[r·outStride:][:n]) pools input rows 2r and 2r+1 (in[2r·inStride:]
-// and in[(2r+1)·inStride:], 2n values each). One call a plane instead of one
-// a row: the model's rows are 7 or 14 values, and per-row calls had cost as
-// much as the pooling.
+// PoolAddReLURows sets out[r·outStride + j] = relu(max(a[2j], a[2j+1],
+// c[2j], c[2j+1]) + b) for r < rows and j < n, where a and c are input
+// rows 2r and 2r+1 (in[2r·inStride:] and in[(2r+1)·inStride:]): a 2×2 max
+// pool of a plane, then bias and ReLU. One call a plane, not a row: the
+// model's rows are 7 or 14 values, and per-row calls had cost as much as
+// the pooling.
 func PoolAddReLURows(out, in []float32, rows, n, outStride, inStride int, b float32) {
 	if rows <= 0 || n <= 0 {
 		return

@@ -137,59 +137,8 @@ ilz_done:
 	VADDPS    Z1, Z5, Z5 \
 	VMAXPS    Z2, Z5, Z5
 
-// func poolAddReLUAVX512(out, r0, r1 *float32, n int, b float32)
-TEXT ·poolAddReLUAVX512(SB), NOSPLIT, $0-36
-	MOVQ out+0(FP), DI
-	MOVQ r0+8(FP), SI
-	MOVQ r1+16(FP), DX
-	MOVQ n+24(FP), CX
-	VBROADCASTSS b+32(FP), Z1
-	VXORPS Z2, Z2, Z2
-	VMOVUPS ·evenIdx(SB), Z7
-	VMOVUPS ·oddIdx(SB), Z8
-
-poolz_loop:
-	CMPQ CX, $16
-	JL   poolz_tail
-	VMOVUPS (SI), Z3
-	VMOVUPS 64(SI), Z4
-	VMAXPS  (DX), Z3, Z3
-	VMAXPS  64(DX), Z4, Z4
-	POOL16
-	VMOVUPS Z5, (DI)
-	ADDQ $128, SI
-	ADDQ $128, DX
-	ADDQ $64, DI
-	SUBQ $16, CX
-	JMP  poolz_loop
-
-poolz_tail:
-	TESTQ CX, CX
-	JZ    poolz_done
-	// 2m inputs: K2 enables the first 16, K3 the rest; K1 the m outputs.
-	LOWBITS(CX, R9)
-	KMOVW R9, K1
-	MOVQ  CX, R8
-	SHLQ  $1, R8
-	LOWBITS(R8, R9)
-	KMOVQ R9, K2
-	KSHIFTRQ $16, K2, K3
-	VMOVUPS.Z (SI), K2, Z3
-	VMOVUPS.Z 64(SI), K3, Z4
-	VMOVUPS.Z (DX), K2, Z9
-	VMOVUPS.Z 64(DX), K3, Z10
-	VMAXPS    Z9, Z3, Z3
-	VMAXPS    Z10, Z4, Z4
-	POOL16
-	VMOVUPS   Z5, K1, (DI)
-
-poolz_done:
-	VZEROUPPER
-	RET
-
 // func poolAddReLURowsAVX512(out, in *float32, rows, n, outStride, inStride int, b float32)
-// poolAddReLUAVX512 over rows output rows: output row r pools input rows 2r
-// and 2r+1. One call a plane, not a row: the rows are short (7 or 14).
+// Output row r pools input rows 2r and 2r+1, 16 outputs at a time.
 TEXT ·poolAddReLURowsAVX512(SB), NOSPLIT, $0-52
 	MOVQ out+0(FP), DI
 	MOVQ in+8(FP), SI

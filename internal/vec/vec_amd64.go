@@ -19,9 +19,6 @@ var best = func() int {
 func addReLUAVX2(dst, src *float32, n int, b float32)
 
 //go:noescape
-func poolAddReLUAVX2(out, r0, r1 *float32, n int, b float32)
-
-//go:noescape
 func interleaveAddReLURowsAVX2(dst, p0, p1 *float32, rows, n, dstStride, srcStride int, b float32)
 
 //go:noescape
@@ -56,9 +53,6 @@ func addSigmoidAVX2(dst, src *float32, n int, b float32)
 
 //go:noescape
 func interleaveAddReLURowsAVX512(dst, p0, p1 *float32, rows, n, dstStride, srcStride int, b float32)
-
-//go:noescape
-func poolAddReLUAVX512(out, r0, r1 *float32, n int, b float32)
 
 //go:noescape
 func poolAddReLURowsAVX2(out, in *float32, rows, n, outStride, inStride int, b float32)

@@ -71,59 +71,6 @@ relu_done:
 	VADDPS  Y1, Y5, Y5 \
 	VMAXPS  Y2, Y5, Y5
 
-// func poolAddReLUAVX2(out, r0, r1 *float32, n int, b float32)
-TEXT ·poolAddReLUAVX2(SB), NOSPLIT, $0-36
-	MOVQ out+0(FP), DI
-	MOVQ r0+8(FP), SI
-	MOVQ r1+16(FP), DX
-	MOVQ n+24(FP), CX
-	VBROADCASTSS b+32(FP), Y1
-	VXORPS Y2, Y2, Y2
-
-pool_loop:
-	CMPQ CX, $8
-	JL   pool_tail
-	VMOVUPS (SI), Y3
-	VMOVUPS 32(SI), Y4
-	VMAXPS  (DX), Y3, Y3
-	VMAXPS  32(DX), Y4, Y4
-	POOL8
-	VMOVUPS Y5, (DI)
-	ADDQ $64, SI
-	ADDQ $64, DX
-	ADDQ $32, DI
-	SUBQ $8, CX
-	JMP  pool_loop
-
-pool_tail:
-	TESTQ CX, CX
-	JZ    pool_done
-	// 2m inputs per row: the first min(2m, 8) from the first 8 lanes, the
-	// remaining max(2m−8, 0) from the next 8.
-	MOVQ CX, R8
-	SHLQ $1, R8
-	MOVQ R8, R9
-	CMPQ R9, $8
-	JLE  pool_lo
-	MOVQ $8, R9
-pool_lo:
-	MASK(R9, R10, Y7)
-	SUBQ R9, R8
-	MASK(R8, R10, Y8)
-	VMASKMOVPS (SI), Y7, Y3
-	VMASKMOVPS 32(SI), Y8, Y4
-	VMASKMOVPS (DX), Y7, Y9
-	VMASKMOVPS 32(DX), Y8, Y10
-	VMAXPS Y9, Y3, Y3
-	VMAXPS Y10, Y4, Y4
-	POOL8
-	MASK(CX, R10, Y11)
-	VMASKMOVPS Y5, Y11, (DI)
-
-pool_done:
-	VZEROUPPER
-	RET
-
 // INTERLEAVE8 merges relu(Y3 + b) and relu(Y4 + b) lane by lane into Y7
 // (q = 0…3) and Y8 (q = 4…7): VUNPCKLPS/HPS interleave within 128-bit
 // halves, VPERM2F128 puts the halves in order.
@@ -256,8 +203,7 @@ cp_done:
 	RET
 
 // func poolAddReLURowsAVX2(out, in *float32, rows, n, outStride, inStride int, b float32)
-// poolAddReLUAVX2 over rows output rows: output row r pools input rows 2r
-// and 2r+1. One call a plane, not a row: the rows are short (7 or 14).
+// Output row r pools input rows 2r and 2r+1, 8 outputs at a time.
 TEXT ·poolAddReLURowsAVX2(SB), NOSPLIT, $0-52
 	MOVQ out+0(FP), DI
 	MOVQ in+8(FP), SI

@@ -15,7 +15,7 @@ func TestPortableBranchesMatchAssembly(t *testing.T) {
 		usePath(t, path)
 		a, p, il, cp := make([]float32, len(src)), make([]float32, 6), make([]float32, rows*ds), make([]float32, rows*ds)
 		AddReLU(a, src, 0.2)
-		PoolAddReLU(p, src, src2, -0.1)
+		PoolAddReLURows(p, src, 2, 3, 3, 6, -0.1)
 		InterleaveAddReLU(il, src, src2, rows, n, ds, ss, 0.3)
 		CopyRows(cp, src, rows, n, ds, ss)
 		return [][]float32{a, p, il, cp}

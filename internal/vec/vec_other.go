@@ -4,8 +4,7 @@ package vec
 
 const best = lvlGo
 
-func addReLUAVX2(dst, src *float32, n int, b float32)        { panic("unreachable") }
-func poolAddReLUAVX2(out, r0, r1 *float32, n int, b float32) { panic("unreachable") }
+func addReLUAVX2(dst, src *float32, n int, b float32) { panic("unreachable") }
 func interleaveAddReLURowsAVX2(dst, p0, p1 *float32, rows, n, dstStride, srcStride int, b float32) {
 	panic("unreachable")
 }
@@ -29,7 +28,6 @@ func addSigmoidAVX2(dst, src *float32, n int, b float32) { panic("unreachable") 
 func interleaveAddReLURowsAVX512(dst, p0, p1 *float32, rows, n, dstStride, srcStride int, b float32) {
 	panic("unreachable")
 }
-func poolAddReLUAVX512(out, r0, r1 *float32, n int, b float32) { panic("unreachable") }
 
 func poolAddReLURowsAVX2(out, in *float32, rows, n, outStride, inStride int, b float32) {
 	panic("unreachable")

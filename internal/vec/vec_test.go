@@ -75,11 +75,12 @@ func testKernelsMatchReference(t *testing.T) {
 			AddReLU(got[:n], src, b)
 			sameBits(t, "AddReLU", n, got, want)
 
-			r0, r1 := randSlice(r, 2*n), randSlice(r, 2*n)
+			// One pooled row: input rows 2n apart.
+			r01 := randSlice(r, 4*n)
 			want, got = make([]float32, n), withGuard(n)
-			poolAddReLUGo(want, r0, r1, b)
-			PoolAddReLU(got[:n], r0, r1, b)
-			sameBits(t, "PoolAddReLU", n, got, want)
+			poolAddReLUGo(want, r01, r01[2*n:], b)
+			PoolAddReLURows(got[:n], r01, 1, n, n, 2*n, b)
+			sameBits(t, "PoolAddReLURows, one row", n, got, want)
 
 			// Planes of 3 rows with gaps between the rows, as the phase
 			// grids and output planes are laid out.
