@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "sgemm_amd64.h"
 
 // Gathered-row SGEMM: C[r, 0:n] = Σ_p A[r, p] · b[off[p] : off[p]+n], the
 // kernels of sgemm_amd64.s and sgemm512_amd64.s with B's row p found through
@@ -19,71 +20,6 @@
 
 // ---- AVX-512 ----
 
-// G4x64 adds A[r, p]·B[p, 0:64] (B's row in Z16–Z19) to the sums of rows
-// r = 0…3 (A[0, p] at (SI), row strides R9 and R13 = 3·R9), and steps SI.
-#define G4x64 \
-	VBROADCASTSS (SI), Z20 \
-	VFMADD231PS  Z16, Z20, Z0 \
-	VFMADD231PS  Z17, Z20, Z1 \
-	VFMADD231PS  Z18, Z20, Z2 \
-	VFMADD231PS  Z19, Z20, Z3 \
-	VBROADCASTSS (SI)(R9*1), Z21 \
-	VFMADD231PS  Z16, Z21, Z4 \
-	VFMADD231PS  Z17, Z21, Z5 \
-	VFMADD231PS  Z18, Z21, Z6 \
-	VFMADD231PS  Z19, Z21, Z7 \
-	VBROADCASTSS (SI)(R9*2), Z22 \
-	VFMADD231PS  Z16, Z22, Z8 \
-	VFMADD231PS  Z17, Z22, Z9 \
-	VFMADD231PS  Z18, Z22, Z10 \
-	VFMADD231PS  Z19, Z22, Z11 \
-	VBROADCASTSS (SI)(R13*1), Z23 \
-	VFMADD231PS  Z16, Z23, Z12 \
-	VFMADD231PS  Z17, Z23, Z13 \
-	VFMADD231PS  Z18, Z23, Z14 \
-	VFMADD231PS  Z19, Z23, Z15 \
-	ADDQ         $4, SI
-
-#define GZERO16 \
-	VXORPS Z0, Z0, Z0 \
-	VXORPS Z1, Z1, Z1 \
-	VXORPS Z2, Z2, Z2 \
-	VXORPS Z3, Z3, Z3 \
-	VXORPS Z4, Z4, Z4 \
-	VXORPS Z5, Z5, Z5 \
-	VXORPS Z6, Z6, Z6 \
-	VXORPS Z7, Z7, Z7 \
-	VXORPS Z8, Z8, Z8 \
-	VXORPS Z9, Z9, Z9 \
-	VXORPS Z10, Z10, Z10 \
-	VXORPS Z11, Z11, Z11 \
-	VXORPS Z12, Z12, Z12 \
-	VXORPS Z13, Z13, Z13 \
-	VXORPS Z14, Z14, Z14 \
-	VXORPS Z15, Z15, Z15
-
-#define GSTORE(r, s0, s1, s2, s3) \
-	VMOVUPS s0, (r) \
-	VMOVUPS s1, 64(r) \
-	VMOVUPS s2, 128(r) \
-	VMOVUPS s3, 192(r)
-
-#define GSTOREM(r, s0, s1, s2, s3) \
-	VMOVUPS s0, K1, (r) \
-	VMOVUPS s1, K2, 64(r) \
-	VMOVUPS s2, K3, 128(r) \
-	VMOVUPS s3, K4, 192(r)
-
-// GMASKS sets K1–K4 to the lanes of columns [16j, 16j+16) ∩ [0, cnt);
-// clobbers R11.
-#define GMASKS(cnt) \
-	MOVQ     $-1, R11 \
-	BZHIQ    cnt, R11, R11 \
-	KMOVQ    R11, K1 \
-	KSHIFTRQ $16, K1, K2 \
-	KSHIFTRQ $32, K1, K3 \
-	KSHIFTRQ $48, K1, K4
-
 // func gemmGather4AVX512(c, a, b *float32, off *int, n, k, lda, ldc int)
 TEXT ·gemmGather4AVX512(SB), NOSPLIT, $0-64
 	MOVQ c+0(FP), DI
@@ -100,7 +36,7 @@ TEXT ·gemmGather4AVX512(SB), NOSPLIT, $0-64
 gg4z_tile:
 	CMPQ CX, $64
 	JL   gg4z_tail
-	GZERO16
+	ZERO16
 	MOVQ AX, SI
 	MOVQ off+24(FP), R10
 	MOVQ R8, R11
@@ -111,17 +47,17 @@ gg4z_k:
 	VMOVUPS 64(BX), Z17
 	VMOVUPS 128(BX), Z18
 	VMOVUPS 192(BX), Z19
-	G4x64
+	MUL4x64
 	DECQ    R11
 	JNZ     gg4z_k
 
 	LEAQ (DI)(R12*1), BX
 	LEAQ (DI)(R12*2), SI
 	LEAQ (BX)(R12*2), R11
-	GSTORE(DI, Z0, Z1, Z2, Z3)
-	GSTORE(BX, Z4, Z5, Z6, Z7)
-	GSTORE(SI, Z8, Z9, Z10, Z11)
-	GSTORE(R11, Z12, Z13, Z14, Z15)
+	STOREROW(DI, Z0, Z1, Z2, Z3)
+	STOREROW(BX, Z4, Z5, Z6, Z7)
+	STOREROW(SI, Z8, Z9, Z10, Z11)
+	STOREROW(R11, Z12, Z13, Z14, Z15)
 	ADDQ $256, DI
 	ADDQ $256, DX
 	SUBQ $64, CX
@@ -130,10 +66,10 @@ gg4z_k:
 gg4z_tail:
 	TESTQ CX, CX
 	JZ    gg4z_done
-	GMASKS(CX)
+	TAILMASKS512(CX)
 	CMPQ  CX, $32
 	JLE   gg4z_narrow
-	GZERO16
+	ZERO16
 	MOVQ AX, SI
 	MOVQ off+24(FP), R10
 	MOVQ R8, R11
@@ -144,17 +80,17 @@ gg4z_tk:
 	VMOVUPS.Z 64(BX), K2, Z17
 	VMOVUPS.Z 128(BX), K3, Z18
 	VMOVUPS.Z 192(BX), K4, Z19
-	G4x64
+	MUL4x64
 	DECQ      R11
 	JNZ       gg4z_tk
 
 	LEAQ (DI)(R12*1), BX
 	LEAQ (DI)(R12*2), SI
 	LEAQ (BX)(R12*2), R11
-	GSTOREM(DI, Z0, Z1, Z2, Z3)
-	GSTOREM(BX, Z4, Z5, Z6, Z7)
-	GSTOREM(SI, Z8, Z9, Z10, Z11)
-	GSTOREM(R11, Z12, Z13, Z14, Z15)
+	STOREROWM(DI, Z0, Z1, Z2, Z3)
+	STOREROWM(BX, Z4, Z5, Z6, Z7)
+	STOREROWM(SI, Z8, Z9, Z10, Z11)
+	STOREROWM(R11, Z12, Z13, Z14, Z15)
 	JMP gg4z_done
 
 	// At most 32 columns left: two registers a row, not four, so a narrow
@@ -247,8 +183,8 @@ gg1z_k:
 	JNZ          gg1z_k
 
 	LEAQ 256(DI), BX
-	GSTORE(DI, Z0, Z1, Z2, Z3)
-	GSTORE(BX, Z4, Z5, Z6, Z7)
+	STOREROW(DI, Z0, Z1, Z2, Z3)
+	STOREROW(BX, Z4, Z5, Z6, Z7)
 	ADDQ $512, DI
 	ADDQ $512, DX
 	SUBQ $128, CX
@@ -257,7 +193,7 @@ gg1z_k:
 gg1z_tail:
 	TESTQ CX, CX
 	JZ    gg1z_done
-	GMASKS(CX)
+	TAILMASKS512(CX)
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -281,7 +217,7 @@ gg1z_tk:
 	DECQ         R11
 	JNZ          gg1z_tk
 
-	GSTOREM(DI, Z0, Z1, Z2, Z3)
+	STOREROWM(DI, Z0, Z1, Z2, Z3)
 	ADDQ $256, DI
 	ADDQ $256, DX
 	SUBQ $64, CX
@@ -292,47 +228,6 @@ gg1z_done:
 	RET
 
 // ---- AVX2 ----
-
-// G4x16: as G4x64 for the AVX2 tile, B's row in Y8, Y9, sums in Y0–Y7.
-#define G4x16 \
-	VBROADCASTSS (SI), Y10 \
-	VFMADD231PS  Y8, Y10, Y0 \
-	VFMADD231PS  Y9, Y10, Y1 \
-	VBROADCASTSS (SI)(R9*1), Y11 \
-	VFMADD231PS  Y8, Y11, Y2 \
-	VFMADD231PS  Y9, Y11, Y3 \
-	VBROADCASTSS (SI)(R9*2), Y10 \
-	VFMADD231PS  Y8, Y10, Y4 \
-	VFMADD231PS  Y9, Y10, Y5 \
-	VBROADCASTSS (SI)(R13*1), Y11 \
-	VFMADD231PS  Y8, Y11, Y6 \
-	VFMADD231PS  Y9, Y11, Y7 \
-	ADDQ         $4, SI
-
-#define GYZERO8 \
-	VXORPS Y0, Y0, Y0 \
-	VXORPS Y1, Y1, Y1 \
-	VXORPS Y2, Y2, Y2 \
-	VXORPS Y3, Y3, Y3 \
-	VXORPS Y4, Y4, Y4 \
-	VXORPS Y5, Y5, Y5 \
-	VXORPS Y6, Y6, Y6 \
-	VXORPS Y7, Y7, Y7
-
-// GYMASKS sets Y12 to the lanes of the first lo = min(cnt, 8) columns and
-// Y13 to those of the next cnt−lo (cnt ≤ 16); clobbers R11, BX and SI.
-#define GYMASKS(cnt) \
-	LEAQ    ·lanemask(SB), R11 \
-	MOVQ    cnt, BX \
-	MOVQ    $8, SI \
-	CMPQ    BX, SI \
-	CMOVQGT SI, BX \
-	MOVQ    cnt, SI \
-	SUBQ    BX, SI \
-	NEGQ    BX \
-	VMOVDQU 32(R11)(BX*4), Y12 \
-	NEGQ    SI \
-	VMOVDQU 32(R11)(SI*4), Y13
 
 // func gemmGather4AVX2(c, a, b *float32, off *int, n, k, lda, ldc int)
 TEXT ·gemmGather4AVX2(SB), NOSPLIT, $0-64
@@ -350,7 +245,7 @@ TEXT ·gemmGather4AVX2(SB), NOSPLIT, $0-64
 gg4y_tile:
 	CMPQ CX, $16
 	JL   gg4y_tail
-	GYZERO8
+	ZERO8
 	MOVQ AX, SI
 	MOVQ off+24(FP), R10
 	MOVQ R8, R11
@@ -359,7 +254,7 @@ gg4y_k:
 	BROW
 	VMOVUPS (BX), Y8
 	VMOVUPS 32(BX), Y9
-	G4x16
+	MUL4x16
 	DECQ    R11
 	JNZ     gg4y_k
 
@@ -380,8 +275,8 @@ gg4y_k:
 gg4y_tail:
 	TESTQ CX, CX
 	JZ    gg4y_done
-	GYMASKS(CX)
-	GYZERO8
+	TAILMASKS(CX)
+	ZERO8
 	MOVQ AX, SI
 	MOVQ off+24(FP), R10
 	MOVQ R8, R11
@@ -390,7 +285,7 @@ gg4y_tk:
 	BROW
 	VMASKMOVPS (BX), Y12, Y8
 	VMASKMOVPS 32(BX), Y13, Y9
-	G4x16
+	MUL4x16
 	DECQ       R11
 	JNZ        gg4y_tk
 
@@ -456,7 +351,7 @@ gg1y_half:
 	MOVQ  $16, R9
 
 gg1y_masks:
-	GYMASKS(R9)
+	TAILMASKS(R9)
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	MOVQ AX, SI

@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "sgemm_amd64.h"
 
 // The AVX-512 SGEMM kernels: the AVX2 kernels' scheme (sgemm_amd64.s) at
 // twice the width with twice the registers. The 4-row kernel keeps a 4 × 64
@@ -12,73 +13,12 @@
 // is added last with one more FMA, exactly as the AVX2 kernels do: the two
 // paths give bit-identical results.
 
-// TAILMASKS512 sets K1–K4 to the lanes of the columns [16j, 16j+16) ∩ [0, cnt)
-// for j = 0…3 (cnt ≥ 1; BZHI keeps all 64 bits when cnt ≥ 64);
-// clobbers R11.
-#define TAILMASKS512(cnt) \
-	MOVQ     $-1, R11 \
-	BZHIQ    cnt, R11, R11 \
-	KMOVQ    R11, K1 \
-	KSHIFTRQ $16, K1, K2 \
-	KSHIFTRQ $32, K1, K3 \
-	KSHIFTRQ $48, K1, K4
-
-#define ZERO16 \
-	VXORPS Z0, Z0, Z0 \
-	VXORPS Z1, Z1, Z1 \
-	VXORPS Z2, Z2, Z2 \
-	VXORPS Z3, Z3, Z3 \
-	VXORPS Z4, Z4, Z4 \
-	VXORPS Z5, Z5, Z5 \
-	VXORPS Z6, Z6, Z6 \
-	VXORPS Z7, Z7, Z7 \
-	VXORPS Z8, Z8, Z8 \
-	VXORPS Z9, Z9, Z9 \
-	VXORPS Z10, Z10, Z10 \
-	VXORPS Z11, Z11, Z11 \
-	VXORPS Z12, Z12, Z12 \
-	VXORPS Z13, Z13, Z13 \
-	VXORPS Z14, Z14, Z14 \
-	VXORPS Z15, Z15, Z15
-
-// FMA4x64 adds A[r, k]·B[k, 0:64] (B's row in Z16–Z19) to the sums of rows
-// r = 0…3 (A[0, k] at (SI), row strides R9 and R13 = 3·R9), then steps to k+1.
-#define FMA4x64 \
-	VBROADCASTSS (SI), Z20 \
-	VFMADD231PS  Z16, Z20, Z0 \
-	VFMADD231PS  Z17, Z20, Z1 \
-	VFMADD231PS  Z18, Z20, Z2 \
-	VFMADD231PS  Z19, Z20, Z3 \
-	VBROADCASTSS (SI)(R9*1), Z21 \
-	VFMADD231PS  Z16, Z21, Z4 \
-	VFMADD231PS  Z17, Z21, Z5 \
-	VFMADD231PS  Z18, Z21, Z6 \
-	VFMADD231PS  Z19, Z21, Z7 \
-	VBROADCASTSS (SI)(R9*2), Z22 \
-	VFMADD231PS  Z16, Z22, Z8 \
-	VFMADD231PS  Z17, Z22, Z9 \
-	VFMADD231PS  Z18, Z22, Z10 \
-	VFMADD231PS  Z19, Z22, Z11 \
-	VBROADCASTSS (SI)(R13*1), Z23 \
-	VFMADD231PS  Z16, Z23, Z12 \
-	VFMADD231PS  Z17, Z23, Z13 \
-	VFMADD231PS  Z18, Z23, Z14 \
-	VFMADD231PS  Z19, Z23, Z15 \
-	ADDQ         $4, SI \
-	ADDQ         R10, BX
-
 // ACCROW adds beta·C to one row's four sums (C's row at r).
 #define ACCROW(r, s0, s1, s2, s3) \
 	VFMADD231PS (r), Z31, s0 \
 	VFMADD231PS 64(r), Z31, s1 \
 	VFMADD231PS 128(r), Z31, s2 \
 	VFMADD231PS 192(r), Z31, s3
-
-#define STOREROW(r, s0, s1, s2, s3) \
-	VMOVUPS s0, (r) \
-	VMOVUPS s1, 64(r) \
-	VMOVUPS s2, 128(r) \
-	VMOVUPS s3, 192(r)
 
 // Masked forms: C is read with masked-out lanes zeroed and written only
 // where the mask allows.
@@ -91,12 +31,6 @@
 	VFMADD231PS Z18, Z31, s2 \
 	VMOVUPS.Z   192(r), K4, Z19 \
 	VFMADD231PS Z19, Z31, s3
-
-#define STOREROWM(r, s0, s1, s2, s3) \
-	VMOVUPS s0, K1, (r) \
-	VMOVUPS s1, K2, 64(r) \
-	VMOVUPS s2, K3, 128(r) \
-	VMOVUPS s3, K4, 192(r)
 
 // func sgemm4AVX512(c, a, b *float32, n, k, lda, ldb, ldc, accum int, beta float32)
 TEXT ·sgemm4AVX512(SB), NOSPLIT, $0-76
@@ -127,7 +61,8 @@ g4z_k:
 	VMOVUPS 64(BX), Z17
 	VMOVUPS 128(BX), Z18
 	VMOVUPS 192(BX), Z19
-	FMA4x64
+	MUL4x64
+	ADDQ    R10, BX
 	DECQ    R11
 	JNZ     g4z_k
 
@@ -167,7 +102,8 @@ g4z_tk:
 	VMOVUPS.Z 64(BX), K2, Z17
 	VMOVUPS.Z 128(BX), K3, Z18
 	VMOVUPS.Z 192(BX), K4, Z19
-	FMA4x64
+	MUL4x64
+	ADDQ    R10, BX
 	DECQ      R11
 	JNZ       g4z_tk
 

@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "sgemm_amd64.h"
 
 // C[r, 0:n] = A[r, 0:k] · B[0:k, 0:n] (+ beta·C[r, 0:n]) for rows r of a block
 // of 4 (sgemm4AVX2) or 1 (sgemm1AVX2), row-major, strides in floats. Each
@@ -6,50 +7,6 @@
 // rows are loaded once per k and every A value is broadcast once, so a tile
 // of the 4-row kernel does 8 FMAs per 2 loads and 4 broadcasts. The last
 // tile of fewer than 16 columns uses masked loads and stores.
-
-// TAILMASKS sets Y12 to the lanes of the first lo = min(cnt, 8) columns and
-// Y13 to those of the next cnt−lo (cnt ≤ 16); clobbers R11, BX and SI.
-#define TAILMASKS(cnt) \
-	LEAQ    ·lanemask(SB), R11 \
-	MOVQ    cnt, BX \
-	MOVQ    $8, SI \
-	CMPQ    BX, SI \
-	CMOVQGT SI, BX \
-	MOVQ    cnt, SI \
-	SUBQ    BX, SI \
-	NEGQ    BX \
-	VMOVDQU 32(R11)(BX*4), Y12 \
-	NEGQ    SI \
-	VMOVDQU 32(R11)(SI*4), Y13
-
-// ZERO8 clears the 4-row kernel's eight sums.
-#define ZERO8 \
-	VXORPS Y0, Y0, Y0 \
-	VXORPS Y1, Y1, Y1 \
-	VXORPS Y2, Y2, Y2 \
-	VXORPS Y3, Y3, Y3 \
-	VXORPS Y4, Y4, Y4 \
-	VXORPS Y5, Y5, Y5 \
-	VXORPS Y6, Y6, Y6 \
-	VXORPS Y7, Y7, Y7
-
-// FMA4x16 adds A[r, k]·B[k, 0:16] (B's row in Y8, Y9) to the sums of rows
-// r = 0…3 (A[0, k] at (SI), row strides R9 and R13 = 3·R9), then steps to k+1.
-#define FMA4x16 \
-	VBROADCASTSS (SI), Y10 \
-	VFMADD231PS  Y8, Y10, Y0 \
-	VFMADD231PS  Y9, Y10, Y1 \
-	VBROADCASTSS (SI)(R9*1), Y11 \
-	VFMADD231PS  Y8, Y11, Y2 \
-	VFMADD231PS  Y9, Y11, Y3 \
-	VBROADCASTSS (SI)(R9*2), Y10 \
-	VFMADD231PS  Y8, Y10, Y4 \
-	VFMADD231PS  Y9, Y10, Y5 \
-	VBROADCASTSS (SI)(R13*1), Y11 \
-	VFMADD231PS  Y8, Y11, Y6 \
-	VFMADD231PS  Y9, Y11, Y7 \
-	ADDQ         $4, SI \
-	ADDQ         R10, BX
 
 // func sgemm4AVX2(c, a, b *float32, n, k, lda, ldb, ldc, accum int, beta float32)
 TEXT ·sgemm4AVX2(SB), NOSPLIT, $0-76
@@ -78,7 +35,8 @@ g4_tile:
 g4_k:
 	VMOVUPS      (BX), Y8
 	VMOVUPS      32(BX), Y9
-	FMA4x16
+	MUL4x16
+	ADDQ R10, BX
 	DECQ         R11
 	JNZ          g4_k
 
@@ -120,7 +78,8 @@ g4_tail:
 g4_tk:
 	VMASKMOVPS   (BX), Y12, Y8
 	VMASKMOVPS   32(BX), Y13, Y9
-	FMA4x16
+	MUL4x16
+	ADDQ R10, BX
 	DECQ         R11
 	JNZ          g4_tk
 
