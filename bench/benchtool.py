@@ -4,8 +4,8 @@
   multipart PNG BOUNDARY OUT           write a multipart/form-data body with field img
   fetch-refs URL DIGIT_DIR OUT_DIR     from the Go server: reference denoise PNGs and latents
   check URL DIGIT_DIR REF_DIR          a server's outputs against the references (±1 grey level)
-  hey-parse FILE                       one hey summary -> JSON {rps, p50_ms, p99_ms, non2xx, errors, ...}
-  record RAW SERVER SCENARIO CONNS CPU_TICKS HZ HWM_KIB RESULTS   append one measurement
+  load-parse FILE                      one wrk or hey report -> JSON {rps, p50_ms, p99_ms, non2xx, errors, ...}
+  record RAW SERVER SCENARIO CONNS CPU_TICKS HZ HWM_KIB RESULTS TIMES0 TIMES1   append one measurement
   meta OUT LOADAVG DURATION WARMUP GIT CHECKS_DIR RSS_DIR        write meta.json
   table RESULTS_JSONL META_JSON        the markdown report
 """
@@ -126,13 +126,36 @@ def cmd_check(url, digit_dir, ref_dir):
     sys.exit(0 if ok else 1)
 
 
-# ---------------------------------------------------------------- hey output
+# ---------------------------------------------------------------- load generator output
 
 
-def hey_parse(path):
+def load_parse(path):
+    """One cell's report, from wrk (the WRK-JSON line bench/loadgen/post.lua prints) or hey."""
     with open(path) as f:
         text = f.read()
+    m = re.search(r"^WRK-JSON (\{.*\})$", text, re.M)
+    if m:
+        return wrk_parse(json.loads(m.group(1)))
+    if text.startswith("Running "):
+        raise SystemExit(f"{path}: a wrk report without the WRK-JSON line (was bench/loadgen/post.lua used?)")
+    return hey_parse(text)
 
+
+def wrk_parse(j):
+    total_s = j["duration_us"] / 1e6
+    return {
+        "rps": j["requests"] / total_s if total_s else None,
+        "total_s": total_s,
+        "p50_ms": j["p50_us"] / 1000,
+        "p99_ms": j["p99_us"] / 1000,
+        "responses": j["requests"],
+        "non2xx": j["non2xx"],
+        "errors": j["errors"],
+        "codes": {},
+    }
+
+
+def hey_parse(text):
     def secs(pat):
         m = re.search(pat, text)
         return float(m.group(1)) if m else None
@@ -154,8 +177,8 @@ def hey_parse(path):
     }
 
 
-def cmd_hey_parse(path):
-    print(json.dumps(hey_parse(path)))
+def cmd_load_parse(path):
+    print(json.dumps(load_parse(path)))
 
 
 def children_cpu_s(times_file):
@@ -166,9 +189,9 @@ def children_cpu_s(times_file):
 
 
 def cmd_record(raw, server, scenario, conns, cpu_ticks, hz, hwm_kib, results, times0, times1):
-    """Appends one measurement (hey summary, server CPU and VmHWM, hey's CPU) to RESULTS
-    (JSON lines) and prints a one-line summary."""
-    r = hey_parse(raw)
+    """Appends one measurement (the load generator's report, server CPU and VmHWM, the
+    generator's CPU) to RESULTS (JSON lines) and prints a one-line summary."""
+    r = load_parse(raw)
     cpu_s = int(cpu_ticks) / int(hz)
     r.update(server=server, scenario=scenario, conns=int(conns), vm_hwm_kib=int(hwm_kib), cpu_s=cpu_s,
              cpu_ms_per_req=1000 * cpu_s / r["responses"] if r["responses"] else None,
@@ -180,7 +203,7 @@ def cmd_record(raw, server, scenario, conns, cpu_ticks, hz, hwm_kib, results, ti
         return
     print(f"{server:8} {scenario:18} c={conns:<3} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  "
           f"p99 {r['p99_ms']:7.1f} ms  errors {r['non2xx'] + r['errors']}  "
-          f"CPU: server {cpu_s / r['total_s']:.2f}, hey {r['hey_cpu_s'] / r['total_s']:.2f} cores  "
+          f"CPU: server {cpu_s / r['total_s']:.2f}, load generator {r['hey_cpu_s'] / r['total_s']:.2f} cores  "
           f"HWM {int(hwm_kib) // 1024} MiB")
 
 
@@ -235,9 +258,11 @@ def cmd_table(results_path, meta_path):
     out = []
     w = out.append
     w(f"Run {meta['run']} · {meta['date']} · {meta['nproc']} × {meta['cpu']} · load average before: {meta['loadavg_before']}")
-    w(f"· each cell: hey -z {meta['duration']} after a {meta['warmup']} warm-up at the same concurrency, keep-alive, one 28×28 digit per request")
-    w(f"· aeserve {meta['git']}, default flags but `--log-level warn`: access logs off on all three servers")
     st = meta.get("settings", {})
+    gen = st.get("loadgen", "hey")
+    cell = f"wrk -d {meta['duration']} -c N -t min(N,2)" if gen == "wrk" else f"hey -z {meta['duration']} -c N"
+    w(f"· each cell: {cell} after a {meta['warmup']} warm-up at the same concurrency, keep-alive, one 28×28 digit per request")
+    w(f"· aeserve {meta['git']}, default flags but `--log-level warn`: access logs off on all three servers")
     w(f"· FastAPI: 1 uvicorn worker, torch threads {st.get('torch_threads', '?')}, inference in the thread pool; "
       f"Node: ONNX Runtime intra-op threads {st.get('node_threads', '?')}, one session.run per request")
     v = meta.get("versions", {})
@@ -274,11 +299,12 @@ def cmd_table(results_path, meta_path):
                     row += " – |"
             w(row)
     w("")
-    w("errors = non-2xx responses + transport errors reported by hey. hey prints latencies to 0.1 ms.")
+    w(f"errors = non-2xx responses + transport errors reported by {gen}. " +
+      ("wrk measures latencies to the microsecond." if gen == "wrk" else "hey prints latencies to 0.1 ms."))
     w("")
     cmax = max(conns)
     w(f"| server | peak RSS (VmHWM) | server CPU per request, ms ({' / '.join(map(str, conns))} conns) "
-      f"| cores busy at {cmax} conns: server + hey | output vs Go (max grey-level diff) |")
+      f"| cores busy at {cmax} conns: server + {gen} | output vs Go (max grey-level diff) |")
     w("| --- | ---: | ---: | ---: | --- |")
     for key, label in present:
         rss = meta.get("rss", {}).get(key)
@@ -302,13 +328,13 @@ def cmd_table(results_path, meta_path):
         w(f"| {label} | {'–' if rss is None else f'{rss / 1024:.0f} MiB'} | {' / '.join(cpu)} | {busy} | {chk_s} |")
     w("")
     w("CPU columns: the first scenario measured (denoise multipart in a full run); server CPU from "
-      "/proc/PID/stat (all threads), hey's from the shell's child times; 2 cores in all.")
+      f"/proc/PID/stat (all threads), {gen}'s from the shell's child times; {meta['nproc']} cores in all.")
     print("\n".join(out))
 
 
 def main():
     cmds = {"digits": cmd_digits, "multipart": cmd_multipart, "fetch-refs": cmd_fetch_refs,
-            "check": cmd_check, "hey-parse": cmd_hey_parse, "record": cmd_record, "meta": cmd_meta,
+            "check": cmd_check, "load-parse": cmd_load_parse, "record": cmd_record, "meta": cmd_meta,
             "table": cmd_table}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         sys.exit(__doc__)

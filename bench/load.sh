@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end load benchmark: aeserve (Go, OpenBLAS build) against the same model served by
 # FastAPI + PyTorch and by Node.js + ONNX Runtime, on loopback, one server at a time, all
-# on the same cores, driven by hey with the same requests. See bench/README.md.
+# on the same cores, driven by wrk (or hey) with the same requests. See bench/README.md.
 #
 #   bench/load.sh                     # everything, about 6 minutes after the first install
 #   DURATION=15s bench/load.sh        # longer cells
@@ -9,7 +9,7 @@
 #
 # Environment: DURATION (10s) and WARMUP (2s) per cell, CONNS ("1 16 64"), SERVERS
 # ("go fastapi node"), SCENARIOS ("denoise-multipart denoise-raw decode"), OUT (bench/out),
-# TORCH_THREADS (2, FastAPI peer), NODE_THREADS (1, ONNX Runtime intra-op threads, Node peer),
+# LOADGEN (wrk; hey is the other choice), TORCH_THREADS (2, FastAPI peer), NODE_THREADS (1, ONNX Runtime intra-op threads, Node peer),
 # SKIP_INSTALL=1 to never run apt-get/npm, REQUIRE_IDLE=1 to refuse to start when the
 # 1-minute load average is 0.5 or more, AESERVE_REV=<git rev> to build that commit (via git
 # archive) instead of the working tree, AESERVE_BIN=path to benchmark a prebuilt server, DEADLINE (600) seconds after which the whole run is aborted.
@@ -28,6 +28,9 @@ AESERVE_TAGS=${AESERVE_TAGS-}
 WARMUP=${WARMUP:-2s}
 CONNS=${CONNS:-"1 16 64"}
 SERVERS=${SERVERS:-"go fastapi node"}
+# wrk (C, epoll) costs about 25 µs of CPU a request where hey (Go, net/http) costs about 135: on 2
+# shared cores hey took 0.75 of them at aeserve's rate, and the load generator became what was measured.
+LOADGEN=${LOADGEN:-wrk}
 SCENARIOS=${SCENARIOS:-"denoise-multipart denoise-raw decode"}
 OUT=${OUT:-$BENCH_DIR/out}
 TORCH_THREADS=${TORCH_THREADS:-2} # torch.set_num_threads in the FastAPI peer
@@ -37,6 +40,7 @@ DIGITS=8            # checked against the Go server; the first one is the load r
 BOUNDARY=aeservebench7d1f0c
 DEADLINE=${DEADLINE:-600} # seconds: the whole run is aborted past this
 
+[[ $LOADGEN == wrk || $LOADGEN == hey ]] || { echo "LOADGEN is wrk or hey" >&2; exit 2; }
 [[ $DURATION =~ ^[0-9]+s$ && $WARMUP =~ ^[0-9]+s$ ]] || { echo "DURATION and WARMUP are whole seconds, e.g. 10s" >&2; exit 2; }
 
 RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
@@ -89,7 +93,7 @@ free_port() {
 ensure_deps() {
   [[ ${SKIP_INSTALL:-0} == 1 ]] && { log "SKIP_INSTALL=1: not installing anything"; return; }
   local apt=() mod pkg
-  command -v hey >/dev/null || apt+=(hey)
+  command -v "$LOADGEN" >/dev/null || apt+=("$LOADGEN")
   command -v node >/dev/null || apt+=(nodejs)
   command -v npm >/dev/null || apt+=(npm)
   [[ -x $PY ]] || apt+=(python3)
@@ -144,6 +148,17 @@ start_server() { # NAME PORT; sets SERVER_PID
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 vm_hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
+# loadgen SECONDS CONNS CTYPE BODY URL: one cell of load, the generator's report on stdout.
+loadgen() {
+  local secs=$1 c=$2 ctype=$3 body=$4 url=$5
+  case $LOADGEN in
+    # One wrk thread per core, never more threads than connections.
+    wrk) BODY=$body CTYPE=$ctype timeout $((secs + 60)) wrk -t "$((c < 2 ? c : 2))" -c "$c" -d "${secs}s" \
+      -s "$BENCH_DIR/loadgen/post.lua" "$url" ;;
+    hey) timeout $((secs + 60)) hey -z "${secs}s" -c "$c" -m POST -T "$ctype" -D "$body" "$url" ;;
+  esac
+}
+
 # measure NAME URL: every scenario × connection count against one running server.
 measure() {
   local name=$1 url=$2 sc c body ctype route raw t0 t1
@@ -156,11 +171,11 @@ measure() {
     esac
     for c in $CONNS; do
       raw=$RUN/raw/$name-$sc-c$c.txt
-      timeout 60 hey -z "$WARMUP" -c "$c" -m POST -T "$ctype" -D "$body" "$url$route" >/dev/null
-      # `times` (this shell's waited-for children) before and after gives hey's own CPU time.
+      loadgen "${WARMUP%s}" "$c" "$ctype" "$body" "$url$route" >/dev/null
+      # `times` (this shell's waited-for children) before and after gives the generator's CPU time.
       times >"$RUN/raw/.times0"
       t0=$(cpu_ticks "$SERVER_PID")
-      timeout $((${DURATION%s} + 60)) hey -z "$DURATION" -c "$c" -m POST -T "$ctype" -D "$body" "$url$route" >"$raw"
+      loadgen "${DURATION%s}" "$c" "$ctype" "$body" "$url$route" >"$raw"
       t1=$(cpu_ticks "$SERVER_PID")
       times >"$RUN/raw/.times1"
       log "$("$PY" "$BENCH_DIR/benchtool.py" record "$raw" "$name" "$sc" "$c" $((t1 - t0)) "$(getconf CLK_TCK)" \
@@ -258,7 +273,7 @@ main() {
   [[ -n ${AESERVE_BIN:-} ]] || build+=" (build tags '${AESERVE_TAGS}': ${AESERVE_TAGS:-pure Go})"
   SETTING_TORCH_THREADS=$TORCH_THREADS SETTING_NODE_THREADS=$NODE_THREADS \
     VERSION_GO=$(go version | cut -d' ' -f3) \
-    VERSION_HEY=$(dpkg-query -W -f='${Version}' hey 2>/dev/null || echo '?') \
+    SETTING_LOADGEN=$LOADGEN VERSION_LOADGEN="$LOADGEN $(dpkg-query -W -f='${Version}' "$LOADGEN" 2>/dev/null || echo '?')" \
     VERSION_TORCH=$("$PY" -c 'import torch; print(torch.__version__)') \
     VERSION_FASTAPI=$("$PY" -c 'import fastapi; print(fastapi.__version__)') \
     VERSION_UVICORN=$("$PY" -c 'import uvicorn; print(uvicorn.__version__)') \
