@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/aeserve/aeserve/internal/vec"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -43,7 +44,7 @@ func TestMaxPool2GradTies(t *testing.T) {
 	for i := range got {
 		got[i] = float32(math.NaN()) // every element must be written
 	}
-	maxPool2Grad(x, dy, got, planes, h, w, false)
+	vec.MaxPool2Grad(x, dy, got, planes*h/2, w/2, false)
 	refMaxPool2Grad(x, dy, want, planes, h, w)
 	for i := range want {
 		if got[i] != want[i] {
@@ -52,7 +53,7 @@ func TestMaxPool2GradTies(t *testing.T) {
 	}
 	// With relu (x is then a ReLU's output: here, windows of zeros are
 	// common), the result is the ReLU's gradient of the plain one.
-	maxPool2Grad(x, dy, got, planes, h, w, true)
+	vec.MaxPool2Grad(x, dy, got, planes*h/2, w/2, true)
 	actGrad(ActReLU, x, want, want)
 	for i := range want {
 		if got[i] != want[i] {
@@ -172,20 +173,6 @@ func TestPoolTakesOverReLUGradient(t *testing.T) {
 	}
 	if count["MaxPool2x2Grad+ReLU"] != 2 || count["MaxPool2x2Grad"] != 0 || count["ActGrad:"+ActReLU.String()] != 2 {
 		t.Fatalf("gradient ops: %v", count)
-	}
-}
-
-func TestSum32(t *testing.T) {
-	rng := rand.New(rand.NewSource(6))
-	for _, n := range []int{0, 1, 7, 8, 9, 63, 784, 1001} {
-		v := randVec(rng, n, 1)
-		var want float64
-		for _, x := range v {
-			want += x
-		}
-		if got := sum32(to32(v)); math.Abs(float64(got)-want) > 1e-5*float64(n+1) {
-			t.Fatalf("n=%d: sum %v, want %v", n, got, want)
-		}
 	}
 }
 

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"github.com/aeserve/aeserve/internal/vec"
 	"math"
 	"runtime"
 	"runtime/debug"
@@ -161,14 +162,7 @@ func biasAct(y, bias []float32, hw int, act Activation) {
 func actGrad(act Activation, y, dy, dst []float32) {
 	switch act {
 	case ActReLU:
-		// y ≥ +0, so y > 0 exactly when its bits are non-zero; the mask
-		// avoids a branch that would mispredict on half the elements.
-		dy = dy[:len(y)]
-		dst = dst[:len(y)]
-		for i, v := range y {
-			mask := uint32(-int64(math.Float32bits(v)) >> 63)
-			dst[i] = math.Float32frombits(math.Float32bits(dy[i]) & mask)
-		}
+		vec.ReLUGrad(dst, y, dy)
 	case ActSigmoid:
 		for i, v := range y {
 			dst[i] = dy[i] * v * (1 - v)

@@ -184,32 +184,9 @@ func biasGradChannels(gz, db []float32, n, c, hw, lo, hi int) {
 	clear(db[lo:hi])
 	for i := 0; i < n; i++ {
 		for k := lo; k < hi; k++ {
-			db[k] += sum32(gz[(i*c+k)*hw : (i*c+k+1)*hw])
+			db[k] += vec.Sum(gz[(i*c+k)*hw : (i*c+k+1)*hw])
 		}
 	}
-}
-
-// sum32 adds v in eight interleaved partial sums: one running sum would
-// wait on each addition's latency.
-func sum32(v []float32) float32 {
-	var s [8]float32
-	i := 0
-	for ; i+8 <= len(v); i += 8 {
-		w := v[i : i+8 : i+8]
-		s[0] += w[0]
-		s[1] += w[1]
-		s[2] += w[2]
-		s[3] += w[3]
-		s[4] += w[4]
-		s[5] += w[5]
-		s[6] += w[6]
-		s[7] += w[7]
-	}
-	t := ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
-	for _, x := range v[i:] {
-		t += x
-	}
-	return t
 }
 
 // maxPool2 is a 2×2, stride 2 max pool over n·c planes of h×w (h, w even).
@@ -225,47 +202,6 @@ func maxPool2(x, y []float32, planes, h, w int) {
 			}
 		}
 	}
-}
-
-// maxPool2Grad routes each dy to the first maximum of its window (row-major
-// order), matching maxPool2's choice on ties. Every window is written whole
-// (the routed value and three zeros), so dx needs no clearing first. With
-// relu, x is a ReLU's output and nothing is routed where the maximum is 0:
-// the ReLU's gradient applied too. The slot is chosen with bit masks: a
-// branch on which element is largest mispredicts on half the windows, and
-// made this loop several times slower.
-func maxPool2Grad(x, dy, dx []float32, planes, h, w int, relu bool) {
-	oh, ow := h/2, w/2
-	for p := 0; p < planes; p++ {
-		xp, dxp, dyp := x[p*h*w:(p+1)*h*w], dx[p*h*w:(p+1)*h*w], dy[p*oh*ow:(p+1)*oh*ow]
-		for i := 0; i < oh; i++ {
-			x0, x1 := xp[2*i*w:][:w], xp[(2*i+1)*w:][:w]
-			d0, d1 := dxp[2*i*w:][:w], dxp[(2*i+1)*w:][:w]
-			for j, g := range dyp[i*ow:][:ow] {
-				a, b, c, d := x0[2*j], x0[2*j+1], x1[2*j], x1[2*j+1]
-				m := max(a, b, c, d)
-				gb := math.Float32bits(g)
-				if relu {
-					gb &= -b2u(m > 0)
-				}
-				ua := b2u(a == m)
-				ub := b2u(b == m) &^ ua
-				uc := b2u(c == m) &^ (ua | ub)
-				ud := 1 &^ (ua | ub | uc)
-				d0[2*j], d0[2*j+1] = math.Float32frombits(gb&-ua), math.Float32frombits(gb&-ub)
-				d1[2*j], d1[2*j+1] = math.Float32frombits(gb&-uc), math.Float32frombits(gb&-ud)
-			}
-		}
-	}
-}
-
-// b2u is 1 for true and 0 for false, without a branch.
-func b2u(b bool) uint32 {
-	var u uint32
-	if b {
-		u = 1
-	}
-	return u
 }
 
 // bceLogits returns the sum over elements of the binary cross-entropy

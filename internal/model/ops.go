@@ -5,6 +5,7 @@ import (
 	"hash"
 	"hash/fnv"
 
+	"github.com/aeserve/aeserve/internal/vec"
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -453,7 +454,7 @@ func (op *maxPoolGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value
 	out, dx := op.dest(prealloc, s)
 	x, dy, planes, h, w := in[0], in[1], s[0]*s[1], s[2], s[3]
 	parallelFrom(planes, parElems/(h*w), func(_, lo, hi int) {
-		maxPool2Grad(x[lo*h*w:hi*h*w], dy[lo*h*w/4:hi*h*w/4], dx[lo*h*w:hi*h*w], hi-lo, h, w, op.reluOf != nil)
+		vec.MaxPool2Grad(x[lo*h*w:hi*h*w], dy[lo*h*w/4:hi*h*w/4], dx[lo*h*w:hi*h*w], (hi-lo)*h/2, w/2, op.reluOf != nil)
 	})
 	return out, nil
 }

@@ -404,27 +404,17 @@ func (l layer) phases() [][][3]int {
 // ggT[pos·Cout+co], junk columns zero. With it each tap's filter gradient
 // xpad_tap · ggT is an untransposed product.
 func (l layer) gridOfT(gz, ggT []float32, pg padGeom, phase int) {
-	c := l.Cout
-	rows, cols := l.OH, l.OW
+	c, plane := l.Cout, l.OH*l.OW
+	rows, cols, step, at := l.OH, l.OW, 1, 0
 	if l.kind != kindConv {
-		rows, cols = l.H, l.W
+		a, b := phase/2, phase%2
+		rows, cols, step, at = l.H, l.W, 2, a*l.OW+b
 	}
-	a, b := phase/2, phase%2
 	for h := 0; h < rows; h++ {
 		row := ggT[h*pg.pw*c:][:pg.pw*c]
-		for co := 0; co < c; co++ {
-			plane := gz[co*l.OH*l.OW:][:l.OH*l.OW]
-			if l.kind == kindConv {
-				for w, v := range plane[h*l.OW:][:cols] {
-					row[w*c+co] = v
-				}
-				continue
-			}
-			src := plane[(2*h+a)*l.OW+b:][:2*cols-1]
-			for w := 0; w < cols; w++ {
-				row[w*c+co] = src[2*w]
-			}
-		}
+		// Row h of every plane (or of a phase: every other column of row
+		// 2h+a), channels becoming the fast axis.
+		vec.Transpose(row, c, gz[at+h*step*l.OW:], plane, c, cols, step)
 		clear(row[cols*c:])
 	}
 }

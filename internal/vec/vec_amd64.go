@@ -59,3 +59,15 @@ func poolAddReLURowsAVX2(out, in *float32, rows, n, outStride, inStride int, b f
 
 //go:noescape
 func poolAddReLURowsAVX512(out, in *float32, rows, n, outStride, inStride int, b float32)
+
+//go:noescape
+func transpose8AVX2(dst, src *float32, cols, dstStride, srcStride, step int)
+
+//go:noescape
+func maxPool2GradAVX2(x, dy, dx *float32, rows, n int, relu bool)
+
+//go:noescape
+func sumAVX2(v *float32, n int) float32
+
+//go:noescape
+func reluGradAVX2(dst, y, dy *float32, n int)

@@ -35,3 +35,9 @@ func poolAddReLURowsAVX2(out, in *float32, rows, n, outStride, inStride int, b f
 func poolAddReLURowsAVX512(out, in *float32, rows, n, outStride, inStride int, b float32) {
 	panic("unreachable")
 }
+
+func transpose8AVX2(dst, src *float32, cols, dstStride, srcStride, step int) { panic("unreachable") }
+
+func maxPool2GradAVX2(x, dy, dx *float32, rows, n int, relu bool) { panic("unreachable") }
+func sumAVX2(v *float32, n int) float32                           { panic("unreachable") }
+func reluGradAVX2(dst, y, dy *float32, n int)                     { panic("unreachable") }
