@@ -345,6 +345,17 @@ type scratch struct {
 	// allocates nothing.
 	fast  fastJob
 	im2co im2colJob
+
+	serial bool // see workers
+}
+
+// workers is workers(n), or 1 for a scratch of an op that a Runner's lane
+// runs: the lanes already keep every core busy, each on its own items.
+func (s *scratch) workers(n int) int {
+	if s.serial {
+		return 1
+	}
+	return workers(n)
 }
 
 // doneChan returns the scratch's done channel for a parallelRun of p workers.

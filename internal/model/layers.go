@@ -64,7 +64,7 @@ func (l layer) geom() geom {
 func (l layer) forward(x, w, b, y []float32, n int, act Activation, pool bool, sc *scratch) {
 	j := &sc.im2co
 	*j = im2colJob{l: l, g: l.geom(), x: x, w: w, b: b, y: y, act: act, pool: pool, sc: sc,
-		inL: l.inLen(), outL: l.outLen(), planeOut: l.OH * l.OW, p: workers(n)}
+		inL: l.inLen(), outL: l.outLen(), planeOut: l.OH * l.OW, p: sc.workers(n)}
 	if pool {
 		j.outL /= 4
 		j.planeOut /= 4

@@ -8,9 +8,9 @@ import (
 	"github.com/aeserve/aeserve/weights"
 )
 
-// A batch's results do not depend on its size, on how it is chunked, on what
-// ran before it, nor on what the output buffer held: every item equals the
-// same item run alone.
+// A batch's results do not depend on its size, on how it is chunked and
+// shared among lanes, on what ran before it, nor on what the output buffer
+// held: every item equals the same item run alone.
 func TestRunnerBatchesEqualSingleItems(t *testing.T) {
 	m, err := LoadFS(weights.FS, "conv")
 	if err != nil {
@@ -27,6 +27,9 @@ func TestRunnerBatchesEqualSingleItems(t *testing.T) {
 		r, err := m.NewRunner(tc.h)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if p := r.lanesFor(tc.n); p != workers(tc.n) {
+			t.Fatalf("%s n=%d: %d lanes, want one per core (%d): the test would not cover the lanes", tc.h, tc.n, p, workers(tc.n))
 		}
 		inL, outL := m.Arch.InLen(tc.h), m.Arch.OutLen(tc.h)
 		rng := rand.New(rand.NewSource(7))

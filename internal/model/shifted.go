@@ -206,7 +206,7 @@ func (l layer) forwardFast(x, packed, b, y []float32, n int, act Activation, poo
 		j.grids = 4 // all phases first, so that rows are emitted whole
 	}
 	l.gather(packed, j.pg, &pads.g)
-	p := workers(n)
+	p := sc.workers(n)
 	pads.reserve(p)
 	sc.reserve(p)
 	parallelRun(n, p, j, sc.doneChan(p))
