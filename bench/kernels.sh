@@ -67,7 +67,8 @@ function metric(name,   i) { for (i = 3; i < NF; i++) if ($(i+1) == name) return
 }
 /^BenchmarkInfer|^BenchmarkTrain/ {
   name = $1; sub(/-[0-9]+$/, "", name)
-  n[name]++; ips[name, n[name]] = metric("images/s"); gf[name] = metric("GFLOP/s")
+  n[name]++; ips[name, n[name]] = metric("images/s")
+  if (metric("GFLOP/s") != "") fpi[name] = metric("GFLOP/s") / metric("images/s") # GFLOP an image
   al[name] = metric("allocs/op"); by[name] = metric("B/op"); ns[name] = metric("ns/op")
   if (!(name in seen)) { seen[name] = 1; order[++k] = name }
 }
@@ -81,7 +82,8 @@ END {
     for (a = 1; a <= m; a++) v[a] = ips[name, a]
     for (a = 2; a <= m; a++) { x = v[a]; b = a - 1; while (b > 0 && v[b] > x) { v[b+1] = v[b]; b-- } v[b+1] = x }
     med = (m % 2) ? v[(m+1)/2] : (v[m/2] + v[m/2+1]) / 2
-    g = gf[name]; share = (g != "" && ceil > 0) ? sprintf("%.0f%%", 100 * g / ceil) : "–"
+    # GFLOP/s of the median sample, so that it and its share of the ceiling go with the images/s shown
+    g = (name in fpi) ? med * fpi[name] : ""; share = (g != "" && ceil > 0) ? sprintf("%.0f%%", 100 * g / ceil) : "–"
     if (g == "") g = "–"; else g = sprintf("%.1f", g)
     printf "| %s | %.0f | %.3f | %s | %s | %s | %s |\n", name, med, ns[name] / 1e6, g, share, al[name], by[name]
     medof[name] = med

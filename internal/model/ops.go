@@ -70,17 +70,24 @@ func (b *opBase) inputs(vs []G.Value, want int) ([][]float32, error) {
 // because an op value belongs to one node of one graph run by one goroutine.
 // An inference graph runs whatever batch it is given (see Runner), so the
 // tensor is rebuilt when the shape changes, over the same memory while it
-// is large enough.
+// is large enough. The last two shapes are kept: a Runner's lane takes its
+// share of a pass in pieces of one size and a last, smaller one, and must
+// not build two tensors a pass for it.
 func (b *opBase) dest(prealloc G.Value, s tensor.Shape) (*tensor.Dense, []float32) {
 	if d, ok := prealloc.(*tensor.Dense); ok && d.Dtype() == tensor.Float32 && d.Shape().Eq(s) {
 		return d, d.Float32s()
 	}
-	if b.out == nil || !b.out.Shape().Eq(s) {
+	switch {
+	case b.out != nil && b.out.Shape().Eq(s):
+	case b.prev != nil && b.prev.Shape().Eq(s):
+		b.out, b.prev = b.prev, b.out
+	default:
 		size := s.TotalSize()
 		if cap(b.mem) < size {
 			b.mem = make([]float32, size)
+			b.out = nil // over the old memory: not worth keeping
 		}
-		b.out = tensor.New(tensor.WithShape(s...), tensor.WithBacking(b.mem[:size]))
+		b.out, b.prev = tensor.New(tensor.WithShape(s...), tensor.WithBacking(b.mem[:size])), b.out
 	}
 	return b.out, b.out.Float32s()
 }
@@ -95,9 +102,10 @@ func hashOf(s fmt.Stringer) uint32 {
 
 // opBase supplies the methods and output buffer every op here shares.
 type opBase struct {
-	out *tensor.Dense
-	mem []float32 // out's memory
-	in  [][]float32
+	out  *tensor.Dense
+	prev *tensor.Dense // the tensor of the shape before out's, over the same memory
+	mem  []float32     // out's memory
+	in   [][]float32
 }
 
 func (*opBase) ReturnsPtr() bool     { return false }

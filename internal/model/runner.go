@@ -75,6 +75,7 @@ type lane struct {
 	plan  *plan
 	input []float32     // the items of the current piece, grown on demand
 	view  *tensor.Dense // input's first k items, rebuilt when k changes
+	prev  *tensor.Dense // the view before, kept as the ops keep theirs (see opBase.dest)
 }
 
 // laneJob is RunInto's parallel body: worker w runs items [lo, hi) on lane w.
@@ -221,15 +222,19 @@ func (r *Runner) runLane(l *lane, in, out []float32, lo, hi int) error {
 
 // inputView copies k items into the lane's input buffer and returns them
 // as a tensor of k rows. Copying rather than wrapping in keeps the tensor
-// from being rebuilt on every call: only a change of k does that.
+// from being rebuilt on every call: only a k other than the last two does.
 func (l *lane) inputView(in []float32, k int, shape []int) *tensor.Dense {
 	if cap(l.input) < len(in) {
 		l.input = make([]float32, len(in))
-		l.view = nil
+		l.view, l.prev = nil, nil
 	}
 	copy(l.input[:len(in)], in)
-	if l.view == nil || l.view.Shape()[0] != k {
-		l.view = tensor.New(tensor.WithShape(append([]int{k}, shape...)...), tensor.WithBacking(l.input[:len(in)]))
+	switch {
+	case l.view != nil && l.view.Shape()[0] == k:
+	case l.prev != nil && l.prev.Shape()[0] == k:
+		l.view, l.prev = l.prev, l.view
+	default:
+		l.view, l.prev = tensor.New(tensor.WithShape(append([]int{k}, shape...)...), tensor.WithBacking(l.input[:len(in)])), l.view
 	}
 	return l.view
 }
