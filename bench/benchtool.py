@@ -260,7 +260,7 @@ def cmd_table(results_path, meta_path):
     w(f"Run {meta['run']} · {meta['date']} · {meta['nproc']} × {meta['cpu']} · load average before: {meta['loadavg_before']}")
     st = meta.get("settings", {})
     gen = st.get("loadgen", "hey")
-    cell = f"wrk -d {meta['duration']} -c N -t min(N,2)" if gen == "wrk" else f"hey -z {meta['duration']} -c N"
+    cell = f"wrk -d {meta['duration']} -c N -t min(N,2) --timeout 20s" if gen == "wrk" else f"hey -z {meta['duration']} -c N"
     w(f"· each cell: {cell} after a {meta['warmup']} warm-up at the same concurrency, keep-alive, one 28×28 digit per request")
     w(f"· aeserve {meta['git']}, default flags but `--log-level warn`: access logs off on all three servers")
     w(f"· FastAPI: 1 uvicorn worker, torch threads {st.get('torch_threads', '?')}, inference in the thread pool; "

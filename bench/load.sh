@@ -152,8 +152,9 @@ vm_hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 loadgen() {
   local secs=$1 c=$2 ctype=$3 body=$4 url=$5
   case $LOADGEN in
-    # One wrk thread per core, never more threads than connections.
-    wrk) BODY=$body CTYPE=$ctype timeout $((secs + 60)) wrk -t "$((c < 2 ? c : 2))" -c "$c" -d "${secs}s" \
+    # One wrk thread per core, never more threads than connections; a response may take 20 s, as
+    # with hey (wrk's own default of 2 s counted FastAPI's slowest answers at 64 connections as errors).
+    wrk) BODY=$body CTYPE=$ctype timeout $((secs + 60)) wrk -t "$((c < 2 ? c : 2))" -c "$c" -d "${secs}s" --timeout 20s \
       -s "$BENCH_DIR/loadgen/post.lua" "$url" ;;
     hey) timeout $((secs + 60)) hey -z "${secs}s" -c "$c" -m POST -T "$ctype" -D "$body" "$url" ;;
   esac
