@@ -13,6 +13,7 @@ type int8Net struct {
 	done   chan any
 	conv   q8ConvJob
 	dense  q8DenseJob
+	serial bool // a Runner's lane: one core (see scratch.workers)
 }
 
 // q8State is a layer's per-runner buffers: the padded input buffers of a
@@ -68,13 +69,13 @@ func (net *int8Net) layer(i int, x, y []float32, k int) {
 		denseForwardT(*l.fc, x, q.w32, q.b, y, k, l.Act)
 	case l.fc != nil:
 		blocks := (k + 3) / 4
-		p := workers(blocks)
+		p := net.workers(blocks)
 		net.reserve(p)
 		net.dense = q8DenseJob{q: q, x: x, y: y, n: k, net: net}
 		parallelRun(blocks, p, &net.dense, net.done)
 		net.dense = q8DenseJob{}
 	default:
-		p := workers(k)
+		p := net.workers(k)
 		net.reserve(p)
 		for len(st.xp) < p {
 			st.xp = append(st.xp, make([]uint8, q.cp*q.pg.chStride))
@@ -83,6 +84,13 @@ func (net *int8Net) layer(i int, x, y []float32, k int) {
 		parallelRun(k, p, &net.conv, net.done)
 		net.conv = q8ConvJob{}
 	}
+}
+
+func (net *int8Net) workers(n int) int {
+	if net.serial {
+		return 1
+	}
+	return workers(n)
 }
 
 func (net *int8Net) reserve(p int) {

@@ -40,8 +40,9 @@ type Runner struct {
 	chunk     int     // laneChunk
 	flops     int     // per item
 	job       laneJob
-	done      chan any // parallelRun's, reused
-	q8        *int8Net // the int8 path, for a model switched to it (int8.go)
+	done      chan any            // parallelRun's, reused
+	q8        map[string]*q8Layer // the int8 path's layers, for a model switched to it (int8.go)
+	parts     []*Stage
 }
 
 // laneBytes is how much of a core's cache a lane's layer input and output
@@ -70,8 +71,9 @@ func laneChunk(a *Arch, h Half) int {
 	return max(1, min(MaxChunk, laneBytes/most))
 }
 
-// lane is one core's inference graph and input buffer.
+// lane is one core's inference graph and input buffer, or its int8 layers.
 type lane struct {
+	q8    *int8Net
 	plan  *plan
 	input []float32     // the items of the current piece, grown on demand
 	view  *tensor.Dense // input's first k items, rebuilt when k changes
@@ -103,7 +105,7 @@ func (m *Model) NewRunner(h Half) (*Runner, error) {
 	r := &Runner{half: h, arch: m.Arch, inL: m.Arch.InLen(h), outL: m.Arch.OutLen(h), inShape: m.Arch.InShape(h), params: m.params,
 		chunk: laneChunk(m.Arch, h), flops: m.Arch.FLOPs(h)}
 	if m.q8 != nil {
-		r.q8 = newInt8Net(m.q8, parts)
+		r.q8, r.parts = m.q8, parts
 	}
 	return r, nil
 }
@@ -133,13 +135,6 @@ func (r *Runner) RunInto(out, in []float32, n int) error {
 	}
 	if len(out) != n*outL {
 		return fmt.Errorf("model: run %s: room for %d values, want %d", r.half, len(out), n*outL)
-	}
-	if r.q8 != nil {
-		for done := 0; done < n; done += MaxChunk {
-			k := min(n-done, MaxChunk)
-			r.q8.run(in[done*inL:(done+k)*inL], out[done*outL:(done+k)*outL], k)
-		}
-		return nil
 	}
 	p := r.lanesFor(n)
 	if err := r.growLanes(p); err != nil {
@@ -178,6 +173,13 @@ func (r *Runner) lanesFor(n int) int {
 // serially: the lanes are what share out the cores.
 func (r *Runner) growLanes(p int) error {
 	for len(r.lanes) < p {
+		if r.q8 != nil {
+			net := newInt8Net(r.q8, r.parts)
+			net.serial = true
+			r.lanes = append(r.lanes, &lane{q8: net})
+			r.errs = append(r.errs, nil)
+			continue
+		}
 		gr, err := r.arch.build(r.params, r.half, MaxChunk, false)
 		if err != nil {
 			return err
@@ -203,6 +205,11 @@ func (r *Runner) runLane(l *lane, in, out []float32, lo, hi int) error {
 	inL, outL := r.inL, r.outL
 	for done := lo; done < hi; {
 		k := min(hi-done, r.chunk)
+		if l.q8 != nil {
+			l.q8.run(in[done*inL:(done+k)*inL], out[done*outL:(done+k)*outL], k)
+			done += k
+			continue
+		}
 		v, err := l.plan.run(l.inputView(in[done*inL:(done+k)*inL], k, r.inShape))
 		if err != nil {
 			return fmt.Errorf("model: run %s on %d items: %w", r.half, k, err)
