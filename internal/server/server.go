@@ -66,7 +66,8 @@ const (
 )
 
 // DefaultWorkers is the number of forward-pass workers per model half. One
-// is enough: the kernels already split a batch's images over every core, and
+// is enough: a runner already shares a big batch's images among the cores
+// (model.Runner's lanes), and
 // each extra worker holds its own graphs and buffers. MaxWait only matters
 // with more than one worker (a free worker waits only while others are busy).
 func DefaultWorkers() int { return 1 }
