@@ -6,8 +6,8 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// MaxChunk is the most items one pass runs; larger inputs run in chunks of
-// it, so a runner's buffers never exceed MaxChunk items.
+// MaxChunk is the most items a lane runs at once (laneChunk is never more),
+// so a runner's buffers never exceed MaxChunk items.
 const MaxChunk = 256
 
 // Runner runs one half of a model. gorgonia's VMs, and this package's ops
@@ -42,7 +42,7 @@ type Runner struct {
 	job       laneJob
 	done      chan any            // parallelRun's, reused
 	q8        map[string]*q8Layer // the int8 path's layers, for a model switched to it (int8.go)
-	parts     []*Stage
+	parts     []*Stage            // the stages the int8 lanes run
 }
 
 // laneBytes is how much of a core's cache a lane's layer input and output
