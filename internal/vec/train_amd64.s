@@ -1,14 +1,8 @@
 #include "textflag.h"
+#include "mask_amd64.h"
 
 // Kernels of the training graph's backward pass (train.go), AVX2.
 
-// MASK loads into reg the mask enabling the first cnt lanes (cnt in 0..8),
-// from ·lanemask (vec_amd64.s); tmp and R11 are clobbered.
-#define MASK(cnt, tmp, reg) \
-	MOVQ $8, tmp \
-	SUBQ cnt, tmp \
-	LEAQ ·lanemask(SB), R11 \
-	VMOVDQU (R11)(tmp*4), reg
 
 // ·oddLanes: all ones in lanes 1, 3, 5, 7 (the second of each pair).
 DATA ·oddLanes+0(SB)/8, $0xffffffff00000000

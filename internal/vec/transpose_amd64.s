@@ -1,12 +1,6 @@
 #include "textflag.h"
+#include "mask_amd64.h"
 
-// MASK loads into reg the mask enabling the first cnt lanes (cnt in 0..8),
-// from ·lanemask (vec_amd64.s); tmp and R11 are clobbered.
-#define MASK(cnt, tmp, reg) \
-	MOVQ $8, tmp \
-	SUBQ cnt, tmp \
-	LEAQ ·lanemask(SB), R11 \
-	VMOVDQU (R11)(tmp*4), reg
 
 // LOAD2 loads lanes 0, 2, …, 14 of the 16 at R14 into reg and moves R14 a
 // row on: two masked loads (masks Y14, Y15), then VSHUFPS picks the even

@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "mask_amd64.h"
 
 // ·lanemask: 8 lanes of all ones, then 8 of zeros. The 8 lanes loaded from
 // byte offset 4·(8−m) enable exactly the first m (0 ≤ m ≤ 8): VMASKMOVPS
@@ -14,13 +15,6 @@ DATA ·lanemask+48(SB)/8, $0
 DATA ·lanemask+56(SB)/8, $0
 GLOBL ·lanemask(SB), RODATA|NOPTR, $64
 
-// MASK loads into reg the mask enabling the first cnt lanes (cnt in 0..8);
-// tmp is clobbered.
-#define MASK(cnt, tmp, reg) \
-	MOVQ $8, tmp \
-	SUBQ cnt, tmp \
-	LEAQ ·lanemask(SB), R11 \
-	VMOVDQU (R11)(tmp*4), reg
 
 // Go assembly lists AVX operands in reverse of Intel order: VMAXPS Z, X, D
 // is Intel's vmaxps D, X, Z, which returns Z (here +0) when X is ±0 or NaN.
