@@ -3,7 +3,6 @@
 
 // Kernels of the training graph's backward pass (train.go), AVX2.
 
-
 // ·oddLanes: all ones in lanes 1, 3, 5, 7 (the second of each pair).
 DATA ·oddLanes+0(SB)/8, $0xffffffff00000000
 DATA ·oddLanes+8(SB)/8, $0xffffffff00000000

@@ -1,7 +1,6 @@
 #include "textflag.h"
 #include "mask_amd64.h"
 
-
 // LOAD2 loads lanes 0, 2, …, 14 of the 16 at R14 into reg and moves R14 a
 // row on: two masked loads (masks Y14, Y15), then VSHUFPS picks the even
 // lanes of each 128-bit half and VPERMPD puts the halves in order. Y8 is

@@ -15,7 +15,6 @@ DATA ·lanemask+48(SB)/8, $0
 DATA ·lanemask+56(SB)/8, $0
 GLOBL ·lanemask(SB), RODATA|NOPTR, $64
 
-
 // Go assembly lists AVX operands in reverse of Intel order: VMAXPS Z, X, D
 // is Intel's vmaxps D, X, Z, which returns Z (here +0) when X is ±0 or NaN.
 
