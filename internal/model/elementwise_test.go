@@ -113,6 +113,13 @@ func TestElementwiseOpsSplitAcrossCores(t *testing.T) {
 			maxPool2(y, d, planes, shape[2], shape[3])
 			return d
 		}},
+		// After a ReLU convolution the pool runs vec's pooling kernel with
+		// no bias: the same values as the plain loop, to the bit.
+		{"maxpool/after-relu", &maxPoolOp{afterReLU: true}, []G.Value{tens(relu, shape...)}, func() []float32 {
+			d := make([]float32, size/4)
+			maxPool2(relu, d, planes, shape[2], shape[3])
+			return d
+		}},
 		{"maxpoolgrad", &maxPoolGradOp{}, []G.Value{tens(y, shape...), tens(dyPool, pooled...)}, func() []float32 {
 			d := make([]float32, size)
 			refMaxPool2Grad(y, dyPool, d, planes, shape[2], shape[3])
@@ -159,7 +166,8 @@ func TestElementwiseOpsSplitAcrossCores(t *testing.T) {
 // TestPoolTakesOverReLUGradient checks the training graph of the
 // convolutional autoencoder: its two pooled ReLU convolutions get their
 // activation gradient from the pool's gradient, and no ReLU gradient op of
-// their own; the transposed convolutions keep theirs.
+// their own; the transposed convolutions keep theirs. Both pools know their
+// input is a ReLU's (maxPoolOp.afterReLU).
 func TestPoolTakesOverReLUGradient(t *testing.T) {
 	tg, err := NewTrainGraph(ArchConv, ArchConv.InitParams(1), 2, Objective{})
 	if err != nil {
@@ -169,6 +177,9 @@ func TestPoolTakesOverReLUGradient(t *testing.T) {
 	for _, n := range tg.G.AllNodes() {
 		if n.Op() != nil {
 			count[n.Op().String()]++
+		}
+		if p, ok := n.Op().(*maxPoolOp); ok && !p.afterReLU {
+			t.Errorf("%s: pool of a ReLU convolution without afterReLU", n.Name())
 		}
 	}
 	if count["MaxPool2x2Grad+ReLU"] != 2 || count["MaxPool2x2Grad"] != 0 || count["ActGrad:"+ActReLU.String()] != 2 {

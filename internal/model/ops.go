@@ -382,7 +382,14 @@ func (op *biasGradOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, e
 
 // ---- 2×2 max pooling ----
 
-type maxPoolOp struct{ opBase }
+// maxPoolOp is the training graph's 2×2 max pool. afterReLU says its
+// input is a ReLU convolution's output (≥ +0, no NaN: vec's ReLU makes NaN
+// +0), where relu(max + 0) is max to the bit, so the epilogues' vector
+// pooling kernel serves.
+type maxPoolOp struct {
+	opBase
+	afterReLU bool
+}
 
 func (op *maxPoolOp) Arity() int            { return 1 }
 func (op *maxPoolOp) Type() hm.Type         { return hm.NewFnType(t4, t4) }
@@ -406,6 +413,10 @@ func (op *maxPoolOp) UsePreallocDo(prealloc G.Value, vs ...G.Value) (G.Value, er
 	out, y := op.dest(prealloc, tensor.Shape{s[0], s[1], s[2] / 2, s[3] / 2})
 	x, planes, h, w := in[0], s[0]*s[1], s[2], s[3]
 	parallelFrom(planes, parElems/(h*w), func(_, lo, hi int) {
+		if op.afterReLU { // the planes' row pairs follow one another: one call
+			vec.PoolAddReLURows(y[lo*h*w/4:hi*h*w/4], x[lo*h*w:hi*h*w], (hi-lo)*h/2, w/2, w/2, w, 0)
+			return
+		}
 		maxPool2(x[lo*h*w:hi*h*w], y[lo*h*w/4:hi*h*w/4], hi-lo, h, w)
 	})
 	return out, nil
@@ -555,7 +566,10 @@ func conv(op *convOp, x, w, b *G.Node) (*G.Node, error) {
 	return G.ApplyOp(op, x, w, b)
 }
 
-func maxPool(x *G.Node) (*G.Node, error) { return G.ApplyOp(&maxPoolOp{}, x) }
+func maxPool(x *G.Node) (*G.Node, error) {
+	c, ok := x.Op().(*convOp)
+	return G.ApplyOp(&maxPoolOp{afterReLU: ok && c.act == ActReLU && !c.pool}, x)
+}
 
 // bceWithLogits adds mean binary cross-entropy between sigmoid(z) and t.
 func bceWithLogits(z, t *G.Node) (*G.Node, error) {

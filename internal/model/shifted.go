@@ -381,13 +381,7 @@ func (l layer) gridOf(gz, gg []float32, pg padGeom, phase int) {
 			continue
 		}
 		a, b := phase/2, phase%2
-		for m := 0; m < l.H; m++ {
-			src := plane[(2*m+a)*l.OW+b:][:2*l.W-1]
-			dst := g[m*pg.pw:][:l.W]
-			for q := range dst {
-				dst[q] = src[2*q]
-			}
-		}
+		vec.CopyRowsStride2(g, plane[a*l.OW+b:], l.H, l.W, pg.pw, 2*l.OW)
 	}
 }
 

@@ -27,3 +27,23 @@ func Transpose(dst []float32, dstStride int, src []float32, srcStride, rows, col
 		}
 	}
 }
+
+// CopyRowsStride2 sets dst[r·dstStride + q] = src[r·srcStride + 2q] for
+// r < rows and q < n: every other value of each row, as a transposed
+// convolution's output gradient is split into its column phases.
+func CopyRowsStride2(dst, src []float32, rows, n, dstStride, srcStride int) {
+	if rows <= 0 || n <= 0 {
+		return
+	}
+	_, _ = src[(rows-1)*srcStride+2*(n-1)], dst[(rows-1)*dstStride+n-1]
+	if level >= lvlAVX2 {
+		copyRowsStride2AVX2(&dst[0], &src[0], rows, n, dstStride, srcStride)
+		return
+	}
+	for r := 0; r < rows; r++ {
+		s, d := src[r*srcStride:], dst[r*dstStride:][:n]
+		for q := range d {
+			d[q] = s[2*q]
+		}
+	}
+}

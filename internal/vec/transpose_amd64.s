@@ -151,3 +151,75 @@ tr_next:
 tr_done:
 	VZEROUPPER
 	RET
+
+// func copyRowsStride2AVX2(dst, src *float32, rows, n, dstStride, srcStride int)
+//
+// dst[r·dstStride + q] = src[r·srcStride + 2q] for r < rows, q < n: eight
+// outputs a step from two masked loads (LOAD2's shuffle), a row's last step
+// masked on both sides, so nothing past src[…+2(n−1)] is read and nothing
+// past dst[…+n−1] written.
+TEXT ·copyRowsStride2AVX2(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ rows+16(FP), R8
+	MOVQ n+24(FP), R9
+	MOVQ dstStride+32(FP), BX
+	MOVQ srcStride+40(FP), R10
+	SHLQ $2, BX
+	SHLQ $2, R10
+	MOVQ $7, DX
+	MASK(DX, AX, Y13)      // a full step's second load: lanes 8–14 of the 16
+
+cs_row:
+	TESTQ R8, R8
+	JZ    cs_done
+	MOVQ  SI, R14
+	MOVQ  DI, R13
+	MOVQ  R9, CX
+
+cs_step:
+	CMPQ    CX, $8
+	JL      cs_tail
+	VMOVUPS    (R14), Y0
+	VMASKMOVPS 32(R14), Y13, Y8
+	VSHUFPS $0x88, Y8, Y0, Y0
+	VPERMPD $0xD8, Y0, Y0
+	VMOVUPS Y0, (R13)
+	ADDQ    $64, R14
+	ADDQ    $32, R13
+	SUBQ    $8, CX
+	JMP     cs_step
+
+cs_tail:
+	TESTQ CX, CX
+	JZ    cs_next
+	LEAQ  -1(CX)(CX*1), DX // lanes 0 … 2·CX−2 of the 16
+	MOVQ  DX, R12
+	CMPQ  R12, $8
+	JLE   cs_lo
+	MOVQ  $8, R12
+
+cs_lo:
+	MASK(R12, AX, Y14)
+	SUBQ $8, DX
+	JGE  cs_hi
+	XORQ DX, DX
+
+cs_hi:
+	MASK(DX, AX, Y15)
+	MASK(CX, AX, Y12)
+	VMASKMOVPS (R14), Y14, Y0
+	VMASKMOVPS 32(R14), Y15, Y8
+	VSHUFPS    $0x88, Y8, Y0, Y0
+	VPERMPD    $0xD8, Y0, Y0
+	VMASKMOVPS Y0, Y12, (R13)
+
+cs_next:
+	ADDQ R10, SI
+	ADDQ BX, DI
+	DECQ R8
+	JMP  cs_row
+
+cs_done:
+	VZEROUPPER
+	RET

@@ -51,6 +51,36 @@ func TestTranspose(t *testing.T) {
 	}
 }
 
+// CopyRowsStride2 against its definition on every path, around the 8-value
+// steps and their masked tails, with the source ending at its last value
+// read and guards after every destination row.
+func TestCopyRowsStride2(t *testing.T) {
+	for _, p := range Supported() {
+		t.Run(string(p), func(t *testing.T) {
+			usePath(t, p)
+			r := newRand()
+			for rows := 1; rows <= 4; rows++ {
+				for n := 1; n <= 35; n++ {
+					srcStride, dstStride := 2*n+r.IntN(3), n+1+r.IntN(3)
+					src := randSlice(r, (rows-1)*srcStride+2*(n-1)+1)
+					dst := withGuard(rows * dstStride)
+					CopyRowsStride2(dst, src, rows, n, dstStride, srcStride)
+					for i, got := range dst {
+						row, q := i/dstStride, i%dstStride
+						want := float32(guard)
+						if row < rows && q < n {
+							want = src[row*srcStride+2*q]
+						}
+						if math.Float32bits(got) != math.Float32bits(want) {
+							t.Fatalf("rows=%d n=%d: dst[%d] = %v, want %v", rows, n, i, got, want)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
 func TestTransposeChecksBounds(t *testing.T) {
 	for _, tc := range []struct {
 		name                 string

@@ -71,3 +71,6 @@ func sumAVX2(v *float32, n int) float32
 
 //go:noescape
 func reluGradAVX2(dst, y, dy *float32, n int)
+
+//go:noescape
+func copyRowsStride2AVX2(dst, src *float32, rows, n, dstStride, srcStride int)

@@ -41,3 +41,5 @@ func transpose8AVX2(dst, src *float32, cols, dstStride, srcStride, step int) { p
 func maxPool2GradAVX2(x, dy, dx *float32, rows, n int, relu bool) { panic("unreachable") }
 func sumAVX2(v *float32, n int) float32                           { panic("unreachable") }
 func reluGradAVX2(dst, y, dy *float32, n int)                     { panic("unreachable") }
+
+func copyRowsStride2AVX2(dst, src *float32, rows, n, dstStride, srcStride int) { panic("unreachable") }
