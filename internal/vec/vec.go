@@ -1,6 +1,8 @@
 // Package vec holds the vector kernels of the layer epilogues (bias, ReLU,
-// pooling, the interleaving of transposed-convolution phases) and the pure-Go
-// build's SGEMM.
+// σ, pooling, the interleaving of transposed-convolution phases), of the
+// training graph's backward pass (train.go, transpose.go), the pure-Go
+// build's SGEMM and gathered convolution products, and the int8 products,
+// each with its portable Go form, on the path chosen at run time (path.go).
 package vec
 
 import "math"
