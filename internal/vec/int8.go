@@ -8,7 +8,7 @@ import (
 // Integer GEMMs for int8 inference (AVX-512 VNNI's VPDPBUSD: unsigned bytes
 // times signed bytes, four adjacent products summed into an int32 lane).
 //
-// Both products compute C[m×n] (int32, row stride ldc) = A·B over k = 4·nkb
+// Both products compute C[m×n] (row stride ldc) = A·B over k = 4·nkb
 // values, nkb = len(boff), with the operands laid out for the instruction:
 //
 //   - A is a panel: blocks of 4 rows, each [nkb][4 rows][4 k-values] bytes,
@@ -31,22 +31,10 @@ func PanelIndex(r, k, nkb int) int {
 	return ((r/4*nkb+k/4)*4+r%4)*4 + k%4
 }
 
-// GemmS8U8 computes C = A·B with A signed (the weights of a convolution)
-// and B unsigned (its activations).
-func GemmS8U8(c []int32, ldc int, a []int8, b []uint8, boff []int32, m, n int) {
-	if !checkInt8(len(c), ldc, len(a), len(b), boff, m, n) {
-		return
-	}
-	if useVNNI {
-		gemmS8U8VNNI(&c[0], ldc, &a[0], &b[0], &boff[0], len(boff), m, n)
-		return
-	}
-	gemmInt8Go(c, ldc, a, b, boff, m, n)
-}
-
-// GemmS8U8Scaled is GemmS8U8 giving float32: row r of the int32 sums is
-// converted to float32 and multiplied by scale[r] (len(scale) ≥ m), as
-// ScaleInt32 would, without the int32 matrix in between.
+// GemmS8U8Scaled computes C = A·B with A signed (the weights of a
+// convolution) and B unsigned (its activations), giving float32: row r of
+// the int32 sums is converted to float32 and multiplied by scale[r]
+// (len(scale) ≥ m), without an int32 matrix in between.
 func GemmS8U8Scaled(c []float32, ldc int, a []int8, b []uint8, boff []int32, m, n int, scale []float32) {
 	if !checkInt8(len(c), ldc, len(a), len(b), boff, m, n) {
 		return
@@ -174,21 +162,5 @@ func QuantU8x4(dst []uint8, src []float32, stride, n int, inv float32) {
 	for j := 0; j < n; j++ {
 		d := dst[4*j:][:4]
 		d[0], d[1], d[2], d[3] = QuantU8(src[j], inv), QuantU8(src[stride+j], inv), QuantU8(src[2*stride+j], inv), QuantU8(src[3*stride+j], inv)
-	}
-}
-
-// ScaleInt32 writes float32(src[i])·f to dst[i]: int32 sums back to
-// float32.
-func ScaleInt32(dst []float32, src []int32, f float32) {
-	if len(src) == 0 {
-		return
-	}
-	dst = dst[:len(src)]
-	if useVNNI {
-		scaleI32VNNI(&dst[0], &src[0], len(src), f)
-		return
-	}
-	for i, v := range src {
-		dst[i] = float32(v) * f
 	}
 }

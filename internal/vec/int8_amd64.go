@@ -11,9 +11,6 @@ var (
 )
 
 //go:noescape
-func gemmS8U8VNNI(c *int32, ldc int, a *int8, b *uint8, boff *int32, nkb, m, n int)
-
-//go:noescape
 func gemmU8S8VNNI(c *int32, ldc int, a *uint8, b *int8, boff *int32, nkb, m, n int)
 
 //go:noescape
@@ -21,9 +18,6 @@ func maxPosVNNI(x *float32, n int) float32
 
 //go:noescape
 func quantU8x4VNNI(dst *uint8, src *float32, stride, n int, inv float32)
-
-//go:noescape
-func scaleI32VNNI(dst *float32, src *int32, n int, f float32)
 
 //go:noescape
 func gemmS8U8F32VNNI(c *float32, ldc int, a *int8, b *uint8, boff *int32, nkb, m, n int, scale *float32)

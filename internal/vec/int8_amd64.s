@@ -5,107 +5,16 @@
 // two 16-column loads of B (masked at the right edge, so a partial tile
 // reads and writes nothing past column n), four broadcasts of A's rows'
 // 4-byte groups, and eight VPDPBUSD (u8×s8, four products summed into each
-// int32 lane, without saturation). The two functions differ only in which
-// operand is the unsigned one.
+// int32 lane, without saturation). The two functions differ in which operand
+// is the unsigned one, and in what they store: float32 scaled per row for a
+// convolution (A the weights), int32 for a dense layer (A the activations).
 //
 // Called with m a positive multiple of 4, n ≥ 1 and nkb ≥ 1 (int8.go checks).
 
-// A signed (broadcast, VPDPBUSD's s8 operand), B unsigned (loaded, its u8 operand).
-// func gemmS8U8VNNI(c *int32, ldc int, a *int8, b *uint8, boff *int32, nkb, m, n int)
-TEXT ·gemmS8U8VNNI(SB), NOSPLIT, $0-64
-	MOVQ c+0(FP), DI
-	MOVQ ldc+8(FP), R9
-	SHLQ $2, R9
-	MOVQ a+16(FP), SI
-	MOVQ b+24(FP), BX
-	MOVQ boff+32(FP), R11
-	MOVQ nkb+40(FP), R12
-	MOVQ m+48(FP), R13
-	MOVQ n+56(FP), R14
-
-gemmS8U8VNNI_rows:
-	XORQ CX, CX
-
-gemmS8U8VNNI_cols:
-	// Masks of the tile's two 16-column halves: rem = min(n−col, 32).
-	MOVQ    R14, AX
-	SUBQ    CX, AX
-	MOVQ    $32, DX
-	CMPQ    AX, DX
-	CMOVQGT DX, AX
-	MOVQ    $0xffff, DX
-	BZHIQ   AX, DX, R8
-	KMOVW   R8, K1
-	SUBQ    $16, AX
-	XORQ    R8, R8
-	CMPQ    AX, R8
-	CMOVQLT R8, AX
-	BZHIQ   AX, DX, R8
-	KMOVW   R8, K2
-
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-
-	LEAQ (BX)(CX*4), R10 // column col of every k-block
-	MOVQ SI, R8          // the row block's panel
-	MOVQ R11, DX
-	MOVQ R12, AX
-
-gemmS8U8VNNI_k:
-	MOVLQSX      (DX), R15
-	ADDQ         R10, R15
-	VMOVDQU32.Z  (R15), K1, Z16
-	VMOVDQU32.Z  64(R15), K2, Z17
-	VPBROADCASTD (R8), Z20
-	VPBROADCASTD 4(R8), Z21
-	VPBROADCASTD 8(R8), Z22
-	VPBROADCASTD 12(R8), Z23
-	VPDPBUSD Z20, Z16, Z0
-	VPDPBUSD Z20, Z17, Z1
-	VPDPBUSD Z21, Z16, Z2
-	VPDPBUSD Z21, Z17, Z3
-	VPDPBUSD Z22, Z16, Z4
-	VPDPBUSD Z22, Z17, Z5
-	VPDPBUSD Z23, Z16, Z6
-	VPDPBUSD Z23, Z17, Z7
-	ADDQ         $16, R8
-	ADDQ         $4, DX
-	DECQ         AX
-	JNZ          gemmS8U8VNNI_k
-
-	LEAQ      (DI)(CX*4), R15
-	VMOVDQU32 Z0, K1, (R15)
-	VMOVDQU32 Z1, K2, 64(R15)
-	ADDQ      R9, R15
-	VMOVDQU32 Z2, K1, (R15)
-	VMOVDQU32 Z3, K2, 64(R15)
-	ADDQ      R9, R15
-	VMOVDQU32 Z4, K1, (R15)
-	VMOVDQU32 Z5, K2, 64(R15)
-	ADDQ      R9, R15
-	VMOVDQU32 Z6, K1, (R15)
-	VMOVDQU32 Z7, K2, 64(R15)
-
-	ADDQ $32, CX
-	CMPQ CX, R14
-	JLT  gemmS8U8VNNI_cols
-
-	MOVQ R8, SI // the next row block's panel
-	LEAQ (DI)(R9*4), DI
-	SUBQ $4, R13
-	JGT  gemmS8U8VNNI_rows
-	VZEROUPPER
-	RET
-
+// A signed (broadcast, VPDPBUSD's s8 operand), B unsigned (loaded, its u8
+// operand), each row r of sums converted to float32 and multiplied by
+// scale[r] before it is stored.
 // func gemmS8U8F32VNNI(c *float32, ldc int, a *int8, b *uint8, boff *int32, nkb, m, n int, scale *float32)
-// gemmS8U8VNNI, with each row r of sums converted to float32 and multiplied
-// by scale[r] before it is stored.
 TEXT ·gemmS8U8F32VNNI(SB), NOSPLIT, $0-72
 	MOVQ c+0(FP), DI
 	MOVQ ldc+8(FP), R9
@@ -412,26 +321,5 @@ quant_loop:
 	ADDQ      $16, CX
 	CMPQ      CX, R14
 	JLT       quant_loop
-	VZEROUPPER
-	RET
-
-// func scaleI32VNNI(dst *float32, src *int32, n int, f float32)
-// dst[i] = float32(src[i]) · f, each step rounded to nearest as in Go.
-TEXT ·scaleI32VNNI(SB), NOSPLIT, $0-28
-	MOVQ         dst+0(FP), DI
-	MOVQ         src+8(FP), SI
-	MOVQ         n+16(FP), R14
-	VBROADCASTSS f+24(FP), Z31
-	XORQ         CX, CX
-
-scale_loop:
-	TAILMASK
-	VMOVDQU32.Z (SI)(CX*4), K1, Z0
-	VCVTDQ2PS   Z0, Z0
-	VMULPS      Z31, Z0, Z0
-	VMOVUPS     Z0, K1, (DI)(CX*4)
-	ADDQ        $16, CX
-	CMPQ        CX, R14
-	JLT         scale_loop
 	VZEROUPPER
 	RET
