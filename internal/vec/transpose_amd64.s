@@ -1,6 +1,22 @@
 #include "textflag.h"
 #include "mask_amd64.h"
 
+// STEP2MASKS sets Y14 and Y15 to the masks of LOAD2's two loads for a
+// block of cnt (1–8) columns at step 2: lanes 0 … 2·cnt−2 of the 16, so
+// min(2·cnt−1, 8) of the first vector and the rest of the second. t1, t2,
+// t3 and R11 are clobbered.
+#define STEP2MASKS(cnt, t1, t2, t3) \
+	LEAQ    -1(cnt)(cnt*1), t1 \
+	MOVQ    $8, t2 \
+	CMPQ    t1, t2 \
+	CMOVQLT t1, t2 \
+	MASK(t2, t3, Y14) \
+	SUBQ    $8, t1 \
+	XORQ    t2, t2 \
+	CMPQ    t1, t2 \
+	CMOVQLT t2, t1 \
+	MASK(t1, t3, Y15)
+
 // LOAD2 loads lanes 0, 2, …, 14 of the 16 at R14 into reg and moves R14 a
 // row on: two masked loads (masks Y14, Y15), then VSHUFPS picks the even
 // lanes of each 128-bit half and VPERMPD puts the halves in order. Y8 is
@@ -57,22 +73,7 @@ tr_width:
 	JMP tr_shuffle
 
 tr_step2:
-	// Lanes 0 … 2·AX−2 of the 16 are needed: min(8, ·) from the first
-	// vector, the rest from the second.
-	LEAQ -1(AX)(AX*1), DX
-	MOVQ DX, R12
-	CMPQ R12, $8
-	JLE  tr_lo
-	MOVQ $8, R12
-
-tr_lo:
-	MASK(R12, R14, Y14)
-	SUBQ $8, DX
-	JGE  tr_hi
-	XORQ DX, DX
-
-tr_hi:
-	MASK(DX, R14, Y15)
+	STEP2MASKS(AX, DX, R12, R14)
 	MOVQ R10, R14
 	LOAD2(Y0)
 	LOAD2(Y1)
@@ -193,20 +194,7 @@ cs_step:
 cs_tail:
 	TESTQ CX, CX
 	JZ    cs_next
-	LEAQ  -1(CX)(CX*1), DX // lanes 0 … 2·CX−2 of the 16
-	MOVQ  DX, R12
-	CMPQ  R12, $8
-	JLE   cs_lo
-	MOVQ  $8, R12
-
-cs_lo:
-	MASK(R12, AX, Y14)
-	SUBQ $8, DX
-	JGE  cs_hi
-	XORQ DX, DX
-
-cs_hi:
-	MASK(DX, AX, Y15)
+	STEP2MASKS(CX, DX, R12, AX)
 	MASK(CX, AX, Y12)
 	VMASKMOVPS (R14), Y14, Y0
 	VMASKMOVPS 32(R14), Y15, Y8
